@@ -1,0 +1,351 @@
+"""Clinical documentation: what the nurse charts at the chair.
+
+Times are stored in UTC (aware datetimes) and shown in the clinic's IANA zone.
+Clinical time (when a drug started running) and entry time (when the nurse
+recorded it) are different fields. Invariants are PostgreSQL constraints;
+signed documentation is corrected by amendments (TimeCorrection), never
+silently changed.
+"""
+
+import uuid
+import zoneinfo
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import F, Q
+
+
+def validate_time_zone(value: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValidationError(f"{value!r} is not an IANA time zone.") from exc
+
+
+class Clinic(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    time_zone = models.CharField(max_length=64, validators=[validate_time_zone], help_text="IANA name, e.g. America/New_York")
+    staff = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="clinics", blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=~Q(time_zone=""), name="clinic_time_zone_set", violation_error_message="A clinic needs a time zone."),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.time_zone)
+
+
+class Patient(models.Model):
+    """A patient of one clinic. Demo data only: every patient here is invented."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="patients")
+    mrn = models.CharField("MRN", max_length=40)
+    given_name = models.CharField(max_length=100)
+    family_name = models.CharField(max_length=100)
+    birth_date = models.DateField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["clinic", "mrn"], name="patient_mrn_unique_per_clinic", violation_error_message="This MRN is already used in this clinic."),
+            models.CheckConstraint(condition=~Q(mrn=""), name="patient_mrn_set", violation_error_message="MRN is required."),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.family_name}, {self.given_name}"
+
+
+class Setting(models.TextChoices):
+    OFFICE = "office", "Office (POS 11)"
+    FACILITY = "facility", "Hospital outpatient"
+
+
+class Encounter(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        SIGNED = "signed", "Signed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="encounters")
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="encounters")
+    setting = models.CharField(max_length=10, choices=Setting.choices, default=Setting.OFFICE)
+    date_of_service = models.DateField(help_text="Local date (clinic time zone) of the first administration.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    signed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    signed_at = models.DateTimeField(null=True, blank=True)
+    # Scenario id for encounters stored by `import_scenarios` (idempotency key).
+    external_id = models.CharField(max_length=200, null=True, blank=True, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(setting__in=Setting.values), name="encounter_setting_valid", violation_error_message="Unknown setting."),
+            models.CheckConstraint(condition=Q(status__in=["draft", "signed"]), name="encounter_status_valid", violation_error_message="Unknown status."),
+            models.CheckConstraint(
+                condition=(Q(status="draft", signed_by__isnull=True, signed_at__isnull=True) | Q(status="signed", signed_by__isnull=False, signed_at__isnull=False)),
+                name="encounter_signed_has_signer",
+                violation_error_message="A signed encounter records who signed it and when; a draft has neither.",
+            ),
+        ]
+        indexes = [models.Index(fields=["clinic", "date_of_service"])]
+
+    def __str__(self) -> str:
+        return f"{self.patient} {self.date_of_service}"
+
+    @property
+    def is_signed(self) -> bool:
+        return self.status == self.Status.SIGNED
+
+
+class AccessSite(models.Model):
+    class Kind(models.TextChoices):
+        PERIPHERAL_IV = "peripheral_iv", "Peripheral IV"
+        PORT = "port", "Implanted port"
+        PICC = "picc", "PICC"
+        CENTRAL_LINE = "central_line", "Central line"
+        NONE = "none", "None (SC/IM)"
+
+    encounter = models.ForeignKey(Encounter, on_delete=models.PROTECT, related_name="access_sites")
+    label = models.CharField(max_length=20, help_text="Short label shown at the chair, e.g. A, B.")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    location = models.CharField(max_length=100, blank=True)
+    gauge = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Catheter gauge (G)")
+    placed_at = models.DateTimeField(null=True, blank=True)
+    removed_at = models.DateTimeField(null=True, blank=True)
+    separate_site_medically_required = models.BooleanField(default=False, help_text="Protocol or the patient's condition required this separate site (R10).")
+    reason = models.TextField(blank=True, help_text="Why a separate site was medically required.")
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["label"]
+        constraints = [
+            models.UniqueConstraint(fields=["encounter", "label"], name="access_site_label_unique", violation_error_message="This label is already used for another site in this encounter."),
+            models.CheckConstraint(condition=Q(kind__in=["peripheral_iv", "port", "picc", "central_line", "none"]), name="access_site_kind_valid", violation_error_message="Unknown access site kind."),
+            models.CheckConstraint(condition=Q(removed_at__isnull=True) | Q(placed_at__isnull=True) | Q(removed_at__gte=F("placed_at")), name="access_site_removed_after_placed", violation_error_message="Removal cannot be before placement."),
+            models.CheckConstraint(condition=Q(gauge__isnull=True) | Q(gauge__gte=14, gauge__lte=26), name="access_site_gauge_range", violation_error_message="Gauge must be between 14 and 26."),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label}: {self.get_kind_display()} {self.location}".strip()
+
+
+class AdminFamily(models.TextChoices):
+    CHEMO_COMPLEX = "chemo_complex", "Chemotherapy / complex"
+    THERAPEUTIC = "therapeutic", "Therapeutic / prophylactic / diagnostic"
+    HYDRATION = "hydration", "Hydration"
+
+
+class Drug(models.Model):
+    """A catalog entry, seeded from shared/drug-catalog.csv (`seed_drug_catalog`).
+
+    `verification_status` keeps the catalog's "unverified" marks; `is_verified`
+    stays False until an admin confirms the entry.
+    """
+
+    name = models.CharField(max_length=200, unique=True)
+    brand = models.CharField(max_length=200, blank=True)
+    hcpcs = models.CharField("HCPCS", max_length=10, blank=True)
+    billing_unit_value = models.DecimalField(max_digits=10, decimal_places=3, null=True, blank=True)
+    billing_unit_unit = models.CharField(max_length=10, blank=True)
+    admin_family = models.CharField(max_length=20, choices=AdminFamily.choices)
+    single_dose = models.BooleanField(default=True, help_text="Single-dose container (JW/JZ apply).")
+    usual_routes = models.CharField(max_length=200, blank=True)
+    example_ndc = models.CharField("example NDC", max_length=20, blank=True)
+    verification_status = models.TextField(blank=True)
+    is_verified = models.BooleanField(default=False)
+    notes = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(admin_family__in=AdminFamily.values), name="drug_admin_family_valid", violation_error_message="Unknown administration family."),
+            models.CheckConstraint(condition=Q(billing_unit_value__isnull=True) | Q(billing_unit_value__gt=0), name="drug_billing_unit_positive", violation_error_message="The billing unit must be positive."),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def has_unverified_facts(self) -> bool:
+        return not self.is_verified and "unverified" in self.verification_status.lower()
+
+
+class Route(models.TextChoices):
+    IV_INFUSION = "iv_infusion", "IV infusion"
+    IV_PUSH = "iv_push", "IV push"
+    SUBCUTANEOUS = "subcutaneous", "Subcutaneous"
+    INTRAMUSCULAR = "intramuscular", "Intramuscular"
+    INTRA_ARTERIAL = "intra_arterial", "Intra-arterial"
+
+
+ROUTES_NEEDING_SITE = (Route.IV_INFUSION, Route.IV_PUSH, Route.INTRA_ARTERIAL)
+
+
+class Purpose(models.TextChoices):
+    TREATMENT = "treatment", "Treatment"
+    HYDRATION = "hydration_medically_necessary", "Hydration (medically necessary)"
+    ADVERSE_REACTION = "adverse_reaction_treatment", "Treatment of an adverse reaction"
+    KVO = "kvo", "Keep vein open"
+    FLUSH = "flush", "Flush"
+    DRUG_VEHICLE = "drug_vehicle", "Drug vehicle / diluent"
+
+
+class DoseUnit(models.TextChoices):
+    MG = "mg", "mg"
+    MCG = "mcg", "mcg"
+    G = "g", "g"
+    ML = "mL", "mL"
+    UNITS = "units", "units"
+
+
+class AdministrationQuerySet(models.QuerySet):
+    def running(self):
+        """Started, not stopped (paused ones included)."""
+        return self.filter(started_at__isnull=False, stopped_at__isnull=True)
+
+
+class Administration(models.Model):
+    """One drug given by one route: a bag, a push or an injection.
+
+    `started_at`/`stopped_at` are clinical times (drip to drip, R15);
+    `recorded_at` is when the row was entered. A push charted at one moment
+    has started_at == stopped_at.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    encounter = models.ForeignKey(Encounter, on_delete=models.PROTECT, related_name="administrations")
+    label = models.CharField(max_length=20, blank=True, help_text="Short id within the encounter (scenario id when imported).")
+    drug = models.ForeignKey(Drug, on_delete=models.PROTECT, related_name="administrations")
+    admin_class = models.CharField("administration family", max_length=20, choices=AdminFamily.choices, help_text="Family applied to this drug (catalog default unless charted otherwise; D9).")
+    route = models.CharField(max_length=20, choices=Route.choices)
+    access_site = models.ForeignKey(AccessSite, null=True, blank=True, on_delete=models.PROTECT, related_name="administrations")
+    dose_value = models.DecimalField(max_digits=12, decimal_places=3, null=True, blank=True)
+    dose_unit = models.CharField(max_length=10, choices=DoseUnit.choices, blank=True)
+    purpose = models.CharField(max_length=40, choices=Purpose.choices, default=Purpose.TREATMENT)
+    started_at = models.DateTimeField(null=True, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    concurrent_with = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+", help_text="Another administration running at the same time through the same access (own bag).")
+    bag = models.CharField(max_length=20, blank=True, help_text="Same value = mixed in one container (R26).")
+    continuously_present = models.BooleanField(default=False, help_text="Nurse stayed at the chair throughout (push, R18).")
+    visit = models.CharField(max_length=10, default="1", help_text="Second visit the same day (patient left and came back) has another value (R13).")
+    hcpcs_override = models.CharField("HCPCS", max_length=10, blank=True, help_text="When set, used instead of the catalog's HCPCS.")
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    objects = AdministrationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["started_at", "recorded_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(route__in=Route.values), name="administration_route_valid", violation_error_message="Unknown route."),
+            models.CheckConstraint(condition=Q(purpose__in=Purpose.values), name="administration_purpose_valid", violation_error_message="Unknown purpose."),
+            models.CheckConstraint(condition=Q(admin_class__in=AdminFamily.values), name="administration_family_valid", violation_error_message="Unknown administration family."),
+            models.CheckConstraint(condition=Q(dose_unit="") | Q(dose_unit__in=DoseUnit.values), name="administration_dose_unit_valid", violation_error_message="Unknown dose unit."),
+            models.CheckConstraint(condition=Q(dose_value__isnull=True) | Q(dose_value__gt=0), name="administration_dose_positive", violation_error_message="The dose must be positive."),
+            models.CheckConstraint(condition=Q(stopped_at__isnull=True) | Q(started_at__isnull=False), name="administration_stop_needs_start", violation_error_message="A drug cannot stop before it has started."),
+            models.CheckConstraint(condition=Q(stopped_at__isnull=True) | Q(stopped_at__gte=F("started_at")), name="administration_stop_after_start", violation_error_message="The stop time cannot be before the start time."),
+            models.CheckConstraint(condition=~Q(concurrent_with=F("id")), name="administration_not_concurrent_with_itself", violation_error_message="An administration cannot run concurrently with itself."),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.drug} ({self.get_route_display()})"
+
+    @property
+    def needs_access_site(self) -> bool:
+        return self.route in ROUTES_NEEDING_SITE
+
+    @property
+    def hcpcs(self) -> str:
+        return self.hcpcs_override or self.drug.hcpcs
+
+
+class Pause(models.Model):
+    """An interval when a drug was not running; subtracted from its minutes (R17)."""
+
+    administration = models.ForeignKey(Administration, on_delete=models.PROTECT, related_name="pauses")
+    paused_at = models.DateTimeField()
+    resumed_at = models.DateTimeField(null=True, blank=True)
+    reason = models.CharField(max_length=200, blank=True)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["paused_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(resumed_at__isnull=True) | Q(resumed_at__gte=F("paused_at")), name="pause_resumed_after_paused", violation_error_message="A drug cannot resume before it was paused."),
+            models.UniqueConstraint(fields=["administration"], condition=Q(resumed_at__isnull=True), name="pause_one_open_per_administration", violation_error_message="This drug is already paused."),
+        ]
+
+
+class TimeCorrection(models.Model):
+    """An amendment of a charted time: the original value is kept with who, when and why."""
+
+    class Field(models.TextChoices):
+        STARTED_AT = "started_at", "start"
+        STOPPED_AT = "stopped_at", "stop"
+        PAUSED_AT = "paused_at", "pause"
+        RESUMED_AT = "resumed_at", "resume"
+
+    administration = models.ForeignKey(Administration, on_delete=models.PROTECT, related_name="time_corrections")
+    pause = models.ForeignKey(Pause, null=True, blank=True, on_delete=models.PROTECT, related_name="time_corrections")
+    field = models.CharField(max_length=20, choices=Field.choices)
+    original_value = models.DateTimeField(null=True)
+    new_value = models.DateTimeField()
+    reason = models.TextField()
+    corrected_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    corrected_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["corrected_at"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(reason=""), name="time_correction_reason_required", violation_error_message="A correction needs a reason."),
+            models.CheckConstraint(condition=Q(field__in=["started_at", "stopped_at", "paused_at", "resumed_at"]), name="time_correction_field_valid", violation_error_message="Unknown field."),
+        ]
+
+
+class OtherService(models.Model):
+    """A documented service other than a drug administration (E/M visit, supplies, port flush)."""
+
+    class Kind(models.TextChoices):
+        NURSE_VISIT_99211 = "nurse_visit_99211", "Nurse visit (99211)"
+        EM_VISIT = "em_visit", "E/M visit"
+        SUPPLIES = "supplies", "Supplies"
+        PORT_FLUSH_ONLY = "port_flush_only", "Port flush only"
+
+    encounter = models.ForeignKey(Encounter, on_delete=models.PROTECT, related_name="other_services")
+    kind = models.CharField(max_length=30, choices=Kind.choices)
+    detail = models.TextField(blank=True)
+    level = models.CharField(max_length=10, blank=True, help_text="E/M level, e.g. 99213")
+    significant_separately_identifiable = models.BooleanField(default=False, help_text="Work beyond the routine pre-administration assessment (R40).")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=["nurse_visit_99211", "em_visit", "supplies", "port_flush_only"]), name="other_service_kind_valid", violation_error_message="Unknown service kind."),
+        ]
+
+
+class DocumentationFlag(models.Model):
+    """An incomplete-record flag raised by a sweep; one open flag per (record, kind)."""
+
+    class Kind(models.TextChoices):
+        STILL_RUNNING = "still_running", "Drug still running"
+
+    administration = models.ForeignKey(Administration, on_delete=models.PROTECT, related_name="flags")
+    kind = models.CharField(max_length=40, choices=Kind.choices)
+    message = models.CharField(max_length=300)
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["administration", "kind"], condition=Q(resolved_at__isnull=True), name="flag_one_open_per_record_kind", violation_error_message="This record already has an open flag of this kind."),
+            models.CheckConstraint(condition=Q(kind__in=["still_running"]), name="flag_kind_valid", violation_error_message="Unknown flag kind."),
+        ]
+

@@ -1,0 +1,32 @@
+"""Roles (Django groups nurse / coder / admin) scoped to clinics.
+
+Permissions are decided here, in Python, never by hiding links in templates:
+htmx can request any fragment directly.
+"""
+
+from functools import wraps
+
+from django.core.exceptions import PermissionDenied
+
+NURSE = "nurse"
+CODER = "coder"
+ADMIN = "admin"
+
+
+def has_role(user, role: str) -> bool:
+    return user.is_authenticated and user.groups.filter(name=role).exists()
+
+
+def role_required(role: str):
+    """View decorator: 403 unless the user is in group `role`."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(request, *args, **kwargs):
+            if not has_role(request.user, role):
+                raise PermissionDenied(f"This page is for the {role} role.")
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
