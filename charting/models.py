@@ -75,6 +75,7 @@ class Encounter(models.Model):
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="encounters")
     clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="encounters")
     setting = models.CharField(max_length=10, choices=Setting.choices, default=Setting.OFFICE)
+    payer = models.CharField(max_length=40, default="medicare", help_text="Payer policy that decides contested coding points.")
     date_of_service = models.DateField(help_text="Local date (clinic time zone) of the first administration.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
     signed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
