@@ -1,0 +1,66 @@
+"""Demo data for `make run`: invented clinic, people, patients and encounters.
+
+Idempotent: running it again changes nothing that is already there. Every
+patient is invented; no data comes from anywhere real.
+"""
+
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+
+from charting.models import Clinic, Encounter, Patient
+
+DEMO_PASSWORD = "chairside-demo"
+DEMO_CLINIC = "Chairside Demo Clinic (America/New_York)"
+DEMO_PEOPLE = (
+    # username, first, last, group
+    ("nurse", "Nora", "Reyes", "nurse"),
+    ("coder", "Colin", "Baptiste", "coder"),
+    ("admin", "Ada", "Okafor", "admin"),
+)
+TODAY_PATIENTS = (
+    # mrn, given, family: invented
+    ("DEMO-0001", "Marigold", "Ashdown"),
+    ("DEMO-0002", "Tobias", "Quenby"),
+    ("DEMO-0003", "Philippa", "Strand"),
+)
+
+
+class Command(BaseCommand):
+    help = "Create the demo clinic, the users nurse / coder / admin, the drug catalog and demo encounters."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--scenarios", nargs="*", default=None, help="Scenario files to import as signed demo encounters (default: tests/scenarios/*.json).")
+
+    def handle(self, *args, scenarios=None, **options):
+        call_command("seed_drug_catalog", verbosity=0)
+        files = scenarios if scenarios is not None else sorted(str(p) for p in (Path(settings.BASE_DIR) / "tests" / "scenarios").glob("*.json"))
+        if files:
+            call_command("import_scenarios", *files, verbosity=0)
+        with transaction.atomic():
+            clinic, _ = Clinic.objects.get_or_create(name=DEMO_CLINIC, defaults={"time_zone": "America/New_York"})
+            User = get_user_model()
+            for username, first, last, group_name in DEMO_PEOPLE:
+                user, created = User.objects.get_or_create(username=username, defaults={"first_name": first, "last_name": last})
+                if created:
+                    user.set_password(DEMO_PASSWORD)
+                    user.is_staff = group_name == "admin"
+                    user.is_superuser = group_name == "admin"
+                    user.save()
+                group, _ = Group.objects.get_or_create(name=group_name)
+                user.groups.add(group)
+                # The demo people work at every demo clinic (one per scenario time zone).
+                for c in Clinic.objects.filter(name__startswith="Chairside Demo Clinic"):
+                    c.staff.add(user)
+            today = timezone.localdate(timezone=clinic.tz)
+            for mrn, given, family in TODAY_PATIENTS:
+                patient, _ = Patient.objects.get_or_create(clinic=clinic, mrn=mrn, defaults={"given_name": given, "family_name": family})
+                if not patient.encounters.filter(date_of_service=today).exists():
+                    Encounter.objects.create(patient=patient, clinic=clinic, setting="office", date_of_service=today)
+        self.stdout.write(self.style.SUCCESS(f"Demo ready: log in as nurse, coder or admin with password {DEMO_PASSWORD!r}."))
