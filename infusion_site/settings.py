@@ -141,8 +141,8 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
-# Schedules live in one place. Each entry is seeded into django-celery-beat's
-# tables (so an admin can edit it) by `python manage.py seed_schedules`.
+# Schedules live in one place. django-celery-beat's DatabaseScheduler copies
+# these entries into its tables at start-up, where an admin can edit them.
 CELERY_BEAT_SCHEDULE = {
     # Nurses forget to tap "stop": a drug still running hours later cannot be
     # billed as an infusion (R16), so flag it while the nurse still remembers.
