@@ -7,6 +7,7 @@ signed documentation is corrected by amendments (TimeCorrection), never
 silently changed.
 """
 
+import datetime as dt
 import uuid
 import zoneinfo
 
@@ -14,6 +15,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Coalesce
 
 
 def validate_time_zone(value: str) -> None:
@@ -66,6 +68,48 @@ class Setting(models.TextChoices):
     FACILITY = "facility", "Hospital outpatient"
 
 
+class EncounterQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """Encounters of the clinics `user` works in (access control in the query)."""
+        return self.filter(clinic__in=Clinic.objects.filter(staff=user))
+
+    def for_worklist(self, user, now):
+        """Today's encounters (each clinic's own local date) with counts for the worklist.
+
+        Counts are correlated subqueries rather than joins, so two running drugs
+        and three flags don't multiply each other.
+        """
+        today = Q(pk__in=[])
+        for clinic in Clinic.objects.filter(staff=user):
+            today |= Q(clinic=clinic, date_of_service=now.astimezone(clinic.tz).date())
+        running = Administration.objects.running().filter(encounter=models.OuterRef("pk")).values("encounter").annotate(n=models.Count("pk")).values("n")
+        flags = DocumentationFlag.objects.filter(administration__encounter=models.OuterRef("pk"), resolved_at__isnull=True).values("administration__encounter").annotate(n=models.Count("pk")).values("n")
+        return (
+            self.visible_to(user)
+            .filter(today)
+            .select_related("patient", "clinic")
+            .annotate(
+                running_count=Coalesce(models.Subquery(running), 0),
+                open_flag_count=Coalesce(models.Subquery(flags), 0),
+            )
+            .order_by("clinic__name", "patient__family_name", "patient__given_name", "created_at")
+        )
+
+    def for_chart(self):
+        """Everything the encounter page shows, in a constant number of queries."""
+        return self.select_related("patient", "clinic", "signed_by").prefetch_related(
+            "access_sites",
+            models.Prefetch(
+                "administrations",
+                queryset=Administration.objects.select_related("drug", "access_site").prefetch_related(
+                    "pauses",
+                    models.Prefetch("time_corrections", queryset=TimeCorrection.objects.select_related("corrected_by")),
+                    models.Prefetch("flags", queryset=DocumentationFlag.objects.filter(resolved_at__isnull=True), to_attr="open_flags"),
+                ),
+            ),
+        )
+
+
 class Encounter(models.Model):
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"
@@ -83,6 +127,8 @@ class Encounter(models.Model):
     # Scenario id for encounters stored by `import_scenarios` (idempotency key).
     external_id = models.CharField(max_length=200, null=True, blank=True, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = EncounterQuerySet.as_manager()
 
     class Meta:
         constraints = [
@@ -211,6 +257,17 @@ class AdministrationQuerySet(models.QuerySet):
         """Started, not stopped (paused ones included)."""
         return self.filter(started_at__isnull=False, stopped_at__isnull=True)
 
+    def visible_to(self, user):
+        return self.filter(encounter__clinic__in=Clinic.objects.filter(staff=user))
+
+    def for_chart(self):
+        """One administration as its partial shows it (same prefetches as Encounter.for_chart)."""
+        return self.select_related("drug", "access_site", "encounter__clinic", "encounter__patient").prefetch_related(
+            "pauses",
+            models.Prefetch("time_corrections", queryset=TimeCorrection.objects.select_related("corrected_by")),
+            models.Prefetch("flags", queryset=DocumentationFlag.objects.filter(resolved_at__isnull=True), to_attr="open_flags"),
+        )
+
 
 class Administration(models.Model):
     """One drug given by one route: a bag, a push or an injection.
@@ -265,6 +322,33 @@ class Administration(models.Model):
     @property
     def hcpcs(self) -> str:
         return self.hcpcs_override or self.drug.hcpcs
+
+    # The helpers below read `self.pauses.all()`: prefetch "pauses" when listing.
+
+    @property
+    def open_pause(self) -> "Pause | None":
+        return next((p for p in self.pauses.all() if p.resumed_at is None), None)
+
+    @property
+    def state(self) -> str:
+        """not_started | running | paused | stopped"""
+        if self.started_at is None:
+            return "not_started"
+        if self.stopped_at is not None:
+            return "stopped"
+        return "paused" if self.open_pause is not None else "running"
+
+    def minutes_so_far(self, now) -> int | None:
+        """Drip-to-drip minutes: (stop or now) - start - pauses, whole minutes rounded down.
+
+        Aware datetimes subtract as absolute time, so a DST day counts right.
+        """
+        if self.started_at is None:
+            return None
+        end = self.stopped_at or now
+        paused = sum(((p.resumed_at or end) - p.paused_at for p in self.pauses.all()), start=dt.timedelta())
+        seconds = (end - self.started_at - paused).total_seconds()
+        return max(0, int(seconds // 60))
 
 
 class Pause(models.Model):

@@ -1,0 +1,20 @@
+"""The three role groups (nurse, coder, admin). Clinic scoping is Clinic.staff."""
+
+from django.db import migrations
+
+ROLES = ("nurse", "coder", "admin")
+
+
+def create_roles(apps, schema_editor):
+    Group = apps.get_model("auth", "Group")
+    for name in ROLES:
+        Group.objects.get_or_create(name=name)
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("charting", "0001_initial"),
+        ("auth", "0012_alter_user_first_name_max_length"),
+    ]
+
+    operations = [migrations.RunPython(create_roles, migrations.RunPython.noop)]
