@@ -1,0 +1,43 @@
+"""Chairside coding engine: documented encounter in, suggested lines out.
+
+Pure Python (standard library only, no Django, no I/O, deterministic).  See
+DESIGN.md §4 and coding-rules.md; every line cites the rule ids that decided it.
+"""
+
+from .engine import RULESET_VERSION, evaluate
+from .policy import MEDICARE, PayerPolicy, policy_for
+from .scenario import ScenarioError, load_scenario_file, parse_scenario, result_to_json
+from .types import (
+    AccessSite,
+    Administration,
+    CodingResult,
+    Container,
+    EncounterDoc,
+    Line,
+    NotBilled,
+    OtherService,
+    Quantity,
+    Warning,
+)
+
+__all__ = [
+    "RULESET_VERSION",
+    "evaluate",
+    "MEDICARE",
+    "PayerPolicy",
+    "policy_for",
+    "ScenarioError",
+    "load_scenario_file",
+    "parse_scenario",
+    "result_to_json",
+    "AccessSite",
+    "Administration",
+    "CodingResult",
+    "Container",
+    "EncounterDoc",
+    "Line",
+    "NotBilled",
+    "OtherService",
+    "Quantity",
+    "Warning",
+]

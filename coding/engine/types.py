@@ -1,0 +1,173 @@
+"""Input and output shapes of the coding engine.
+
+Everything here is a frozen, slotted dataclass holding tuples (never lists), so
+an ``EncounterDoc`` and a ``CodingResult`` are hashable values that can be
+stored, compared and replayed.  Datetimes are offset-aware; minutes are always
+computed on absolute (UTC) time, never on wall-clock differences (R24).
+
+Enumerations are plain string constants (``SETTINGS``, ``ADMIN_CLASSES`` ...)
+so the scenario parser and the Django side can validate against one list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+
+SETTINGS = ("office", "facility")
+SITE_KINDS = ("peripheral_iv", "port", "picc", "central_line", "none")
+ADMIN_CLASSES = ("chemo_complex", "therapeutic", "hydration")
+ROUTES = ("iv_infusion", "iv_push", "subcutaneous", "intramuscular", "intra_arterial")
+PURPOSES = (
+    "treatment",
+    "hydration_medically_necessary",
+    "adverse_reaction_treatment",
+    "kvo",
+    "flush",
+    "drug_vehicle",
+    # Extension (not in scenarios/README.md): a thrombolytic instilled to clear
+    # an occluded catheter, coded as the procedure 36593 (R51).
+    "catheter_clearance",
+)
+DOSE_UNITS = ("mg", "mL", "g", "units", "mcg")
+CONTAINER_TYPES = ("single_dose", "multi_dose")
+OTHER_SERVICE_KINDS = ("nurse_visit_99211", "em_visit", "supplies", "port_flush_only")
+
+
+@dataclass(frozen=True, slots=True)
+class Quantity:
+    """An amount such as a dose: ``value`` in ``unit`` (mg, mL, g, units, mcg)."""
+
+    value: Decimal
+    unit: str
+
+
+@dataclass(frozen=True, slots=True)
+class AccessSite:
+    """A vascular access site.  Only a site with
+    ``separate_site_medically_required`` justifies its own initial code (R10, R11)."""
+
+    id: str
+    kind: str
+    location: str = ""
+    separate_site_medically_required: bool = False
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Container:
+    """Containers opened for a drug: ``type`` single_dose | multi_dose,
+    ``size`` per container (None when the containers differ), ``count`` opened."""
+
+    type: str
+    size: Quantity | None
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Administration:
+    """One documented administration (a run of one drug).
+
+    ``start``/``stop`` are aware datetimes (drip to drip, R15); ``pauses`` are
+    intervals when the drug was not running (an open pause ends at ``stop``).
+    A push charted at one moment has ``start == stop``.
+    """
+
+    id: str
+    drug: str
+    hcpcs: str | None
+    admin_class: str
+    route: str
+    access_site: str | None
+    dose: Quantity | None
+    start: datetime | None
+    stop: datetime | None
+    pauses: tuple[tuple[datetime, datetime | None], ...] = ()
+    purpose: str = "treatment"
+    concurrent_with: str | None = None
+    bag: str | None = None
+    continuously_present: bool = False
+    encounter: str = "1"
+    container: Container | None = None
+    wasted: Quantity | None = None
+    ndc: str | None = None
+    hcpcs_unit: Quantity | None = None
+    # Extension: a chemo infusion started on a portable/implantable pump (R23).
+    # When False the engine also looks for a pump among the supplies.
+    pump: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OtherService:
+    """A non-drug service: nurse_visit_99211 | em_visit | supplies | port_flush_only.
+    An em_visit carries its ``level`` (e.g. "99213")."""
+
+    kind: str
+    detail: str = ""
+    level: str | None = None
+    significant_separately_identifiable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EncounterDoc:
+    """One patient, one date of service, everything documented (DESIGN §4).
+
+    ``timezone`` is the clinic's IANA zone; line dates are local dates in it.
+    """
+
+    id: str
+    setting: str
+    date_of_service: date
+    timezone: str
+    access_sites: tuple[AccessSite, ...]
+    administrations: tuple[Administration, ...]
+    other_services: tuple[OtherService, ...] = ()
+    payer: str = "medicare"
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """A suggested claim line.  ``minutes`` is the running time that decided a
+    timed code (None for untimed codes); ``rules`` cites coding-rules.md ids;
+    ``date_of_service`` is the local date the service was given (R14, D4)."""
+
+    code: str
+    units: int
+    modifiers: tuple[str, ...]
+    administrations: tuple[str, ...]
+    minutes: int | None
+    rules: tuple[str, ...]
+    explanation: str
+    date_of_service: date | None = None
+    ndc: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NotBilled:
+    """Something documented that is not separately reportable, and why."""
+
+    description: str
+    administrations: tuple[str, ...]
+    rules: tuple[str, ...]
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Warning:
+    """Documentation that blocks or weakens a line (``kind`` e.g. "no_stop_time")."""
+
+    kind: str
+    message: str
+    administrations: tuple[str, ...]
+    rules: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CodingResult:
+    """The engine's answer for one ``EncounterDoc``."""
+
+    lines: tuple[Line, ...]
+    not_billed: tuple[NotBilled, ...]
+    warnings: tuple[Warning, ...]
+    ruleset_version: str
