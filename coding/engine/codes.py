@@ -60,7 +60,9 @@ ADMINISTRATION_CODES = frozenset(
 # Per-injection codes: one line per injection, never merged (R9, D11).
 INJECTION_CODES = frozenset({"96372", "96373", "96401", "96402"})
 
-EM_CODES = frozenset({"99211", "99212", "99213", "99214", "99215"})
+# Office E/M levels the engine reports (R39, R40): established 99211-99215 and
+# new-patient 99202-99205 (the latter follow the same modifier-25 logic).
+EM_CODES = frozenset({"99211", "99212", "99213", "99214", "99215", "99202", "99203", "99204", "99205"})
 
 DECLOT_CODE = "36593"  # R51
 PUMP_INITIATION_CODE = "96416"  # R23

@@ -184,8 +184,9 @@ def parse_scenario(obj: dict[str, Any], *, path: str = "") -> EncounterDoc:
     raw_admins = _items(r, obj, "administrations")
     for i, raw in enumerate(raw_admins):
         ar = _Reader(f"{path}.administrations[{i}]" if path else f"administrations[{i}]")
-        start = ar.moment(raw, "start") if "start" in raw else ar.moment(raw, "start") if ar.get(raw, "start") else None
-        stop = ar.moment(raw, "stop") if "stop" in raw else None
+        ar.get(raw, "start")  # the key is required; null means "not charted"
+        start = ar.moment(raw, "start")
+        stop = ar.moment(raw, "stop")
         if start is not None and stop is not None and stop < start:
             raise ar.fail("stop", f"stop {raw['stop']} is before start {raw['start']}")
         if stop is not None and start is None:
@@ -229,7 +230,7 @@ def parse_scenario(obj: dict[str, Any], *, path: str = "") -> EncounterDoc:
             Administration(
                 id=str(ar.string(raw, "id")),
                 drug=ar.string(raw, "drug"),
-                hcpcs=ar.string(raw, "hcpcs", None, nullable=True),
+                hcpcs=(ar.string(raw, "hcpcs", None, nullable=True) or None),
                 admin_class=ar.choice(raw, "admin_class", ADMIN_CLASSES),
                 route=route,
                 access_site=site,

@@ -16,6 +16,13 @@ from .types import Administration
 Interval = tuple[datetime, datetime]
 
 
+def utc(moment: datetime) -> datetime:
+    """``moment`` in UTC.  Needed before any arithmetic or comparison: Python
+    subtracts and compares two datetimes that share one tzinfo object (e.g. one
+    ZoneInfo) on their wall clocks, which is wrong across a DST change (R24)."""
+    return moment.astimezone(timezone.utc)
+
+
 def merge(intervals: Iterable[Interval]) -> tuple[Interval, ...]:
     """Sorted union of ``intervals``; empty and touching pieces are joined."""
     items = sorted((s, e) for s, e in intervals if e > s)
@@ -51,7 +58,7 @@ def subtract(base: Iterable[Interval], cut: Iterable[Interval]) -> tuple[Interva
 
 
 def total_minutes(intervals: Iterable[Interval]) -> int:
-    """Whole minutes covered by the union of ``intervals``."""
+    """Whole minutes covered by the union of ``intervals`` (UTC intervals)."""
     seconds = sum((e - s).total_seconds() for s, e in merge(intervals))
     return int(seconds // 60)
 
@@ -62,10 +69,13 @@ def running_intervals(adm: Administration) -> tuple[Interval, ...]:
     Empty when the start or stop time is missing (R16).  A pause without an end
     runs to ``stop``; pauses are clipped to the run.
     """
-    if adm.start is None or adm.stop is None or adm.stop < adm.start:
+    if adm.start is None or adm.stop is None:
         return ()
-    pauses = [(ps, pe if pe is not None else adm.stop) for ps, pe in adm.pauses]
-    return subtract([(adm.start, adm.stop)], pauses)
+    start, stop = utc(adm.start), utc(adm.stop)
+    if stop < start:
+        return ()
+    pauses = [(utc(ps), utc(pe) if pe is not None else stop) for ps, pe in adm.pauses]
+    return subtract([(start, stop)], pauses)
 
 
 def running_minutes(adm: Administration) -> int | None:
@@ -102,4 +112,4 @@ def local_date(moment: datetime, tz_name: str) -> date:
 
 def minutes_between(earlier: datetime, later: datetime) -> float:
     """Signed minutes from ``earlier`` to ``later`` on absolute time."""
-    return (later - earlier) / timedelta(minutes=1)
+    return (utc(later) - utc(earlier)) / timedelta(minutes=1)
