@@ -7,7 +7,7 @@ override rate stay reportable.
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Count, Exists, OuterRef, Q
 
 from charting.models import Encounter
 
@@ -70,3 +70,34 @@ class SuggestedLine(models.Model):
     @property
     def is_accepted(self) -> bool:
         return self.accepted_at is not None
+
+
+# Encounter's manager belongs to charting; the coder's views of it live here,
+# as functions named like QuerySet filters, each starting from what the user
+# may see.
+
+
+def encounters_for_coder(user) -> models.QuerySet[Encounter]:
+    """Signed encounters of the clinics `user` works in (access control in the query)."""
+    return Encounter.objects.visible_to(user).filter(status=Encounter.Status.SIGNED)
+
+
+def review_queue(user) -> models.QuerySet[Encounter]:
+    """The coder's queue: signed encounters, oldest first, with counts of the
+    current suggestion's lines (`line_count`, `accepted_count`) and
+    `has_suggestion` (False while the coding task hasn't run yet).
+
+    One query: encounter JOIN patient JOIN clinic, LEFT JOIN suggestions and
+    their lines grouped per encounter, plus an EXISTS for the current suggestion.
+    """
+    current = Q(suggestions__is_current=True)
+    return (
+        encounters_for_coder(user)
+        .select_related("patient", "clinic")
+        .annotate(
+            line_count=Count("suggestions__lines", filter=current),
+            accepted_count=Count("suggestions__lines", filter=current & Q(suggestions__lines__accepted_at__isnull=False)),
+            has_suggestion=Exists(Suggestion.objects.filter(encounter=OuterRef("pk"), is_current=True)),
+        )
+        .order_by("date_of_service", "signed_at", "pk")
+    )

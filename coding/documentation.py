@@ -1,0 +1,154 @@
+"""From the chart (ORM rows) to the engine's input (`EncounterDoc`) and back to JSON.
+
+`encounter_doc` is the only bridge between the database and the pure engine
+(DESIGN §3 step 2). It reads everything an encounter documents in a constant
+number of queries, whatever the number of administrations:
+
+    1. the clinic (skipped when `encounter.clinic` is already loaded)
+    2. access sites
+    3. administrations JOIN drug
+    4. pauses of those administrations
+    5. other services
+
+`doc_to_json` writes a doc in the shape of a scenario (scenarios/README.md), so
+a stored `Suggestion.engine_input` can be replayed with
+`coding.engine.scenario.parse_scenario` and `evaluate`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Prefetch, prefetch_related_objects
+
+from charting.models import Administration as AdministrationRow
+from charting.models import Encounter
+from coding.engine import AccessSite, Administration, EncounterDoc, OtherService, Quantity
+from coding.engine.timing import running_minutes
+
+
+def _quantity(value: Decimal | None, unit: str) -> Quantity | None:
+    if value is None or not unit:
+        return None
+    # 712.500 (numeric(12,3)) -> 712.5, 1000.000 -> 1000, as the scenarios write them.
+    value = value.quantize(Decimal(1)) if value == value.to_integral() else value.normalize()
+    return Quantity(value=value, unit=unit)
+
+
+def _hcpcs_unit(adm: AdministrationRow) -> Quantity | None:
+    """The billing unit of the code this administration is billed under.
+
+    The catalog's unit belongs to the catalog's code: when the nurse charted a
+    different HCPCS (`hcpcs_override`, e.g. a 1000 mL saline code on a drug whose
+    catalog code is the 250 mL one) we don't know its unit and leave it to the
+    engine.
+    """
+    drug = adm.drug
+    if adm.hcpcs_override and adm.hcpcs_override != drug.hcpcs:
+        return None
+    return _quantity(drug.billing_unit_value, drug.billing_unit_unit)
+
+
+def _administration(adm: AdministrationRow) -> Administration:
+    return Administration(
+        id=str(adm.pk),
+        drug=adm.drug.name,
+        hcpcs=adm.hcpcs_override or adm.drug.hcpcs or None,
+        admin_class=adm.admin_class,
+        route=adm.route,
+        access_site=str(adm.access_site_id) if adm.access_site_id is not None else None,
+        dose=_quantity(adm.dose_value, adm.dose_unit),
+        start=adm.started_at,
+        stop=adm.stopped_at,
+        pauses=tuple((p.paused_at, p.resumed_at) for p in adm.pauses.all()),
+        purpose=adm.purpose,
+        concurrent_with=str(adm.concurrent_with_id) if adm.concurrent_with_id is not None else None,
+        bag=adm.bag or None,
+        continuously_present=adm.continuously_present,
+        encounter=adm.visit or "1",
+        hcpcs_unit=_hcpcs_unit(adm),
+        # Not charted yet (vials, waste and NDC come with the drug-line issue):
+        # container, wasted, ndc stay None.
+    )
+
+
+def administration_minutes(adm: AdministrationRow) -> int | None:
+    """Drip-to-drip minutes of one charted administration as the engine counts
+    them (stop - start - pauses, R15/R17), or None without a start or stop.
+    Prefetch `pauses` and select `drug` when calling it for many rows."""
+    return running_minutes(_administration(adm))
+
+
+def encounter_doc(encounter: Encounter) -> EncounterDoc:
+    """Build the engine's input for `encounter` in a constant number of queries.
+
+    Administration ids are `str(Administration.pk)`, site ids `str(AccessSite.pk)`;
+    `Administration.visit` becomes the engine's `encounter` (R13). Times stay
+    aware UTC datetimes; the engine takes local dates in `clinic.time_zone`.
+    """
+    prefetch_related_objects(
+        [encounter],
+        "access_sites",
+        Prefetch(
+            "administrations",
+            queryset=AdministrationRow.objects.select_related("drug").prefetch_related("pauses"),
+        ),
+        "other_services",
+    )
+    return EncounterDoc(
+        id=str(encounter.pk),
+        setting=encounter.setting,
+        date_of_service=encounter.date_of_service,
+        timezone=encounter.clinic.time_zone,
+        access_sites=tuple(
+            AccessSite(
+                id=str(site.pk),
+                kind=site.kind,
+                location=site.location,
+                separate_site_medically_required=site.separate_site_medically_required,
+                reason=site.reason,
+            )
+            for site in encounter.access_sites.all()
+        ),
+        administrations=tuple(_administration(adm) for adm in encounter.administrations.all()),
+        other_services=tuple(
+            OtherService(
+                kind=svc.kind,
+                detail=svc.detail,
+                level=svc.level or None,
+                significant_separately_identifiable=svc.significant_separately_identifiable,
+            )
+            for svc in encounter.other_services.all()
+        ),
+        payer=encounter.payer,
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        # Numbers, as in the scenario files; doses have at most 3 decimals.
+        return int(value) if value == value.to_integral() else float(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def doc_to_json(doc: EncounterDoc) -> dict[str, Any]:
+    """`doc` as JSON-ready data in the scenario shape (replayable with parse_scenario)."""
+    return _jsonable(doc)
+
+
+def to_json(value: Any) -> Any:
+    """Any engine value (Line, NotBilled, Warning, ...) as JSON-ready data."""
+    return _jsonable(value)

@@ -1,0 +1,143 @@
+"""Fixtures of the coding tests: people, charted encounters, a real Celery worker."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.utils import timezone
+
+from charting.models import AccessSite, Administration, Clinic, Drug, Encounter, Patient
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+
+
+def _person(username: str, role: str, *clinics: Clinic):
+    user = get_user_model().objects.create_user(username=username, password="pw-for-tests-only", first_name=username.title())
+    user.groups.add(Group.objects.get_or_create(name=role)[0])
+    for clinic in clinics:
+        clinic.staff.add(user)
+    return user
+
+
+@pytest.fixture
+def clinic(db):
+    return Clinic.objects.create(name="Riverside Infusion", time_zone="America/New_York")
+
+
+@pytest.fixture
+def other_clinic(db):
+    return Clinic.objects.create(name="Lakeside Infusion", time_zone="America/Chicago")
+
+
+@pytest.fixture
+def coder_user(clinic):
+    return _person("cora", "coder", clinic)
+
+
+@pytest.fixture
+def nurse_user(clinic):
+    return _person("nell", "nurse", clinic)
+
+
+@pytest.fixture
+def other_clinic_coder(other_clinic):
+    return _person("otto", "coder", other_clinic)
+
+
+@pytest.fixture
+def make_encounter(clinic):
+    """Chart a signed office encounter with `n` sequential 60-minute therapeutic
+    infusions (the first is the initial 96365, the others 96367)."""
+    counter = iter(range(1, 10_000))
+
+    def make(n: int = 1, *, in_clinic: Clinic | None = None, signed: bool = True, signer=None) -> Encounter:
+        where = in_clinic or clinic
+        k = next(counter)
+        patient = Patient.objects.create(clinic=where, mrn=f"T-{where.pk}-{k}", given_name="Test", family_name=f"Patient{k}")
+        signer = signer or get_user_model().objects.get_or_create(username="signer")[0]
+        encounter = Encounter.objects.create(
+            patient=patient,
+            clinic=where,
+            date_of_service=dt.date(2025, 6, 10),
+            status="signed" if signed else "draft",
+            signed_by=signer if signed else None,
+            signed_at=timezone.now() if signed else None,
+        )
+        site = AccessSite.objects.create(encounter=encounter, label="A", kind="peripheral_iv", location="left forearm")
+        start = dt.datetime(2025, 6, 10, 13, 0, tzinfo=dt.UTC)
+        for i in range(n):
+            drug, _ = Drug.objects.get_or_create(name=f"test drug {i}", defaults={"hcpcs": "", "admin_family": "therapeutic"})
+            Administration.objects.create(
+                encounter=encounter,
+                label=str(i + 1),
+                drug=drug,
+                admin_class="therapeutic",
+                route="iv_infusion",
+                access_site=site,
+                dose_value=Decimal("100"),
+                dose_unit="mg",
+                started_at=start + dt.timedelta(minutes=61 * i),
+                stopped_at=start + dt.timedelta(minutes=61 * i + 60),
+            )
+        return encounter
+
+    return make
+
+
+# --- a real Celery worker on Redis -------------------------------------------
+
+
+def _broker_url() -> str:
+    return os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
+    """`celery -A infusion_site worker` as a subprocess on the TEST database and
+    Redis db 15 (flushed first). Yields the Popen; terminated at session end."""
+    import redis
+    from django.db import connection
+
+    redis.Redis.from_url(_broker_url()).flushdb()
+    db_url = "postgres://postgres@127.0.0.1:5432/" + connection.settings_dict["NAME"]
+    env = {**os.environ, "DATABASE_URL": db_url, "CELERY_BROKER_URL": _broker_url(), "DJANGO_SETTINGS_MODULE": "infusion_site.settings"}
+    log_path = tmp_path_factory.mktemp("celery") / "worker.log"
+    celery = str(Path(sys.executable).with_name("celery"))
+    hostname = f"chairside-test-{os.getpid()}@localhost"
+    log = open(log_path, "w")
+    proc = subprocess.Popen(
+        [celery, "-A", "infusion_site", "worker", "--pool=solo", "-Q", "celery", "--loglevel=INFO", "-n", hostname, "--without-gossip", "--without-mingle", "--without-heartbeat"],
+        cwd=BASE_DIR,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"Celery worker exited with {proc.returncode}:\n{log_path.read_text()}")
+            if " ready." in log_path.read_text():
+                break
+            if time.monotonic() > deadline:
+                pytest.fail(f"Celery worker not ready after 60 s:\n{log_path.read_text()}")
+            time.sleep(0.2)
+        proc.log_path = log_path
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
