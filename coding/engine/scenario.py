@@ -252,7 +252,7 @@ def parse_scenario(obj: dict[str, Any], *, path: str = "") -> EncounterDoc:
         )
     ids = [a.id for a in admins]
     for i, a in enumerate(admins):
-        if ids.count(a.id) > 1:
+        if a.id in ids[:i]:
             raise r.fail(f"administrations[{i}].id", f"duplicate administration id {a.id!r}")
         if a.concurrent_with is not None and a.concurrent_with not in ids:
             raise r.fail(f"administrations[{i}].concurrent_with", f"{a.concurrent_with!r} is not an administration id")
