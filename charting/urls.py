@@ -6,4 +6,14 @@ app_name = "charting"
 
 urlpatterns = [
     path("", views.worklist, name="worklist"),
+    path("encounters/open/", views.open_encounter, name="open_encounter"),
+    path("encounters/<uuid:pk>/", views.encounter, name="encounter"),
+    path("encounters/<uuid:pk>/access-sites/", views.add_access_site, name="add_access_site"),
+    path("encounters/<uuid:pk>/administrations/", views.add_administration, name="add_administration"),
+    path("encounters/<uuid:pk>/sign/", views.sign_encounter, name="sign_encounter"),
+    path("administrations/<uuid:pk>/start/", views.administration_action, {"action": "start"}, name="start_administration"),
+    path("administrations/<uuid:pk>/pause/", views.pause_administration, name="pause_administration"),
+    path("administrations/<uuid:pk>/resume/", views.administration_action, {"action": "resume"}, name="resume_administration"),
+    path("administrations/<uuid:pk>/stop/", views.administration_action, {"action": "stop"}, name="stop_administration"),
+    path("administrations/<uuid:pk>/correct-time/", views.correct_time, name="correct_time"),
 ]

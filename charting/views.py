@@ -1,5 +1,240 @@
-from django.http import HttpResponse
+"""Nurse pages: the worklist and the encounter chart.
+
+Every view fetches through a QuerySet limited to the user's clinics (another
+clinic's record is a 404, not a 403, so ids leak nothing). Writes are POST
+only and call one service. htmx requests get the swapped partial of the same
+template (`template.html#name`); plain POSTs redirect back to the page, so
+the chart works without JavaScript.
+"""
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from audit.services import record
+from infusion_site.roles import NURSE, role_required
+
+from . import services
+from .forms import AccessSiteForm, AdministrationForm, CorrectTimeForm, OpenEncounterForm, PauseForm
+from .models import Administration, Encounter
+from .services import ChartingError
+
+PAGE = "charting/encounter.html"
 
 
-def worklist(request):
-    return HttpResponse("worklist: not built yet", status=501)
+def _fail(form, exc: ChartingError) -> None:
+    form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+
+
+def _vary(response: HttpResponse) -> HttpResponse:
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+@require_GET
+@never_cache
+@role_required(NURSE)
+def worklist(request: HttpRequest) -> HttpResponse:
+    encounters = Encounter.objects.for_worklist(request.user, timezone.now())
+    return render(request, "charting/worklist.html", {"encounters": encounters, "open_form": OpenEncounterForm(user=request.user)})
+
+
+@require_POST
+@role_required(NURSE)
+def open_encounter(request: HttpRequest) -> HttpResponse:
+    form = OpenEncounterForm(request.POST, user=request.user)
+    if form.is_valid():
+        patient = form.cleaned_data["patient"]
+        try:
+            encounter = services.open_encounter(patient, clinic=patient.clinic, setting=form.cleaned_data["setting"], actor=request.user)
+        except ChartingError as exc:
+            _fail(form, exc)
+        else:
+            return redirect("charting:encounter", pk=encounter.pk)
+    encounters = Encounter.objects.for_worklist(request.user, timezone.now())
+    return render(request, "charting/worklist.html", {"encounters": encounters, "open_form": form}, status=400)
+
+
+# --- the encounter page ---------------------------------------------------------
+
+
+def _chart_context(request, encounter: Encounter, **forms) -> dict:
+    """Context of the whole page; `forms` replaces the blank forms (bound, with errors)."""
+    now = timezone.now()
+    correction_forms = forms.pop("correction_forms", {})
+    administrations = list(encounter.administrations.all())
+    for adm in administrations:
+        _decorate(adm, now, correction_forms.get(adm.pk))
+    return {
+        "encounter": encounter,
+        "patient": encounter.patient,
+        "access_sites": list(encounter.access_sites.all()),
+        "administrations": administrations,
+        "site_form": forms.get("site_form") or AccessSiteForm(),
+        "administration_form": forms.get("administration_form") or AdministrationForm(encounter=encounter),
+        "pause_reasons": PAUSE_REASONS,
+    }
+
+
+PAUSE_REASONS = ["Infusion reaction", "Pump alarm", "Patient to restroom", "Line occluded", "Patient request"]
+
+
+def _decorate(adm: Administration, now, correction_form=None, pause_form=None, notice: str = "") -> Administration:
+    adm.minutes = adm.minutes_so_far(now)
+    adm.correction_form = correction_form or CorrectTimeForm(administration=adm)
+    adm.pause_form = pause_form or PauseForm()
+    adm.notice = notice
+    return adm
+
+
+def _encounter_for(request, pk) -> Encounter:
+    return get_object_or_404(Encounter.objects.visible_to(request.user).for_chart(), pk=pk)
+
+
+def _render_page(request, encounter: Encounter, status: int = 200, **forms) -> HttpResponse:
+    with timezone.override(encounter.clinic.tz):
+        return _vary(render(request, PAGE, _chart_context(request, encounter, **forms), status=status))
+
+
+@require_GET
+@never_cache
+@role_required(NURSE)
+def encounter(request: HttpRequest, pk) -> HttpResponse:
+    enc = _encounter_for(request, pk)
+    # Every read of a chart is an access-log row (DESIGN §8).
+    record("charting.encounter.viewed", actor=request.user, obj=enc, patient_id=enc.patient_id, remote_addr=request.META.get("REMOTE_ADDR"))
+    return _render_page(request, enc)
+
+
+def _after_write(request, encounter: Encounter) -> HttpResponse:
+    url = reverse("charting:encounter", kwargs={"pk": encounter.pk})
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+@require_POST
+@role_required(NURSE)
+def add_access_site(request: HttpRequest, pk) -> HttpResponse:
+    enc = _encounter_for(request, pk)
+    with timezone.override(enc.clinic.tz):
+        form = AccessSiteForm(request.POST)
+        if form.is_valid():
+            try:
+                services.add_access_site(enc, **{k: form.cleaned_data[k] for k in AccessSiteForm.Meta.fields}, actor=request.user)
+                return _after_write(request, enc)
+            except ChartingError as exc:
+                _fail(form, exc)
+        if request.htmx:
+            return _vary(render(request, f"{PAGE}#site-form", {"encounter": enc, "site_form": form}))
+    return _render_page(request, enc, status=400, site_form=form)
+
+
+@require_POST
+@role_required(NURSE)
+def add_administration(request: HttpRequest, pk) -> HttpResponse:
+    enc = _encounter_for(request, pk)
+    form = AdministrationForm(request.POST, encounter=enc)
+    if form.is_valid():
+        try:
+            services.add_administration(enc, **form.cleaned_data | {"admin_class": form.cleaned_data["admin_class"] or None}, actor=request.user)
+            return _after_write(request, enc)
+        except ChartingError as exc:
+            _fail(form, exc)
+    if request.htmx:
+        return _vary(render(request, f"{PAGE}#administration-form", {"encounter": enc, "administration_form": form}))
+    return _render_page(request, enc, status=400, administration_form=form)
+
+
+# --- one administration: start / pause / resume / stop / correct -----------------
+
+
+def _administration_response(request, adm_pk, *, status=200, error: str = "", notice: str = "", **forms) -> HttpResponse:
+    """The administration's partial (htmx) or a redirect to the page (plain POST)."""
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        elif notice:
+            messages.info(request, notice)
+        return redirect(reverse("charting:encounter", kwargs={"pk": request.encounter_pk}) + f"#adm-{adm_pk}")
+    adm = Administration.objects.for_chart().get(pk=adm_pk)
+    with timezone.override(adm.encounter.clinic.tz):
+        _decorate(adm, timezone.now(), notice=notice, **forms)
+        adm.error = error
+        return _vary(render(request, f"{PAGE}#administration", {"adm": adm, "encounter": adm.encounter}, status=status))
+
+
+def _administration_for(request, pk) -> Administration:
+    adm = get_object_or_404(Administration.objects.visible_to(request.user).select_related("drug"), pk=pk)
+    request.encounter_pk = adm.encounter_id
+    return adm
+
+
+ACTIONS = {
+    "start": services.start_administration,
+    "resume": services.resume_administration,
+    "stop": services.stop_administration,
+}
+
+
+@require_POST
+@role_required(NURSE)
+def administration_action(request: HttpRequest, pk, action: str) -> HttpResponse:
+    """Start, resume or stop: one tap, server time."""
+    adm = _administration_for(request, pk)
+    try:
+        adm = ACTIONS[action](adm, actor=request.user)
+    except ChartingError as exc:
+        return _administration_response(request, adm.pk, error=exc.message)
+    return _administration_response(request, adm.pk, notice=adm.notice)
+
+
+@require_POST
+@role_required(NURSE)
+def pause_administration(request: HttpRequest, pk) -> HttpResponse:
+    adm = _administration_for(request, pk)
+    form = PauseForm(request.POST)
+    if form.is_valid():
+        try:
+            services.pause_administration(adm, reason=form.cleaned_data["reason"], actor=request.user)
+            return _administration_response(request, adm.pk)
+        except ChartingError as exc:
+            _fail(form, exc)
+    return _administration_response(request, adm.pk, error=" ".join(form.errors.get("reason", []) + form.non_field_errors()) or "Say why the drug is paused.", pause_form=form)
+
+
+@require_POST
+@role_required(NURSE)
+def correct_time(request: HttpRequest, pk) -> HttpResponse:
+    adm = get_object_or_404(Administration.objects.visible_to(request.user).for_chart(), pk=pk)
+    request.encounter_pk = adm.encounter_id
+    with timezone.override(adm.encounter.clinic.tz):
+        form = CorrectTimeForm(request.POST, administration=adm)
+        if form.is_valid():
+            field, pause = form.cleaned_target()
+            try:
+                services.correct_time(adm, field=field, new_value=form.cleaned_data["new_value"], pause=pause, reason=form.cleaned_data["reason"], actor=request.user)
+                return _administration_response(request, adm.pk, notice="Time corrected; the original is kept below.")
+            except ChartingError as exc:
+                _fail(form, exc)
+    if request.htmx:
+        return _administration_response(request, adm.pk, correction_form=form)
+    enc = _encounter_for(request, adm.encounter_id)
+    return _render_page(request, enc, status=400, correction_forms={adm.pk: form})
+
+
+@require_POST
+@role_required(NURSE)
+def sign_encounter(request: HttpRequest, pk) -> HttpResponse:
+    enc = _encounter_for(request, pk)
+    try:
+        enc = services.sign_encounter(enc, actor=request.user)
+    except ChartingError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, enc.notice or "Encounter signed. It goes to the coders' queue.")
+    return _after_write(request, enc)

@@ -1,0 +1,108 @@
+"""Forms parse what the nurse typed; the rules live in services and the database.
+
+Datetime inputs are read in the current time zone, which the views set to the
+clinic's zone (`timezone.override(clinic.tz)`).
+"""
+
+from django import forms
+
+from .models import AccessSite, AdminFamily, Administration, DoseUnit, Drug, Patient, Purpose, Route, Setting
+
+LOCAL_INPUT = "%Y-%m-%dT%H:%M"
+
+
+class LocalDateTimeInput(forms.DateTimeInput):
+    input_type = "datetime-local"
+
+    def __init__(self, **kwargs):
+        super().__init__(format=LOCAL_INPUT, **kwargs)
+
+
+class DrugChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, drug: Drug) -> str:
+        brand = f" ({drug.brand})" if drug.brand else ""
+        return f"{drug.name}{brand}{'' if drug.is_verified else ' — unverified'}"
+
+
+class OpenEncounterForm(forms.Form):
+    patient = forms.ModelChoiceField(queryset=Patient.objects.none())
+    setting = forms.ChoiceField(choices=Setting.choices, initial=Setting.OFFICE)
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["patient"].queryset = Patient.objects.filter(clinic__staff=user).order_by("family_name", "given_name")
+        self.fields["patient"].label_from_instance = lambda p: f"{p.family_name}, {p.given_name} — MRN {p.mrn}"
+        _testids(self, "open")
+
+
+def _testids(form: forms.Form, prefix: str) -> None:
+    """data-testid="<prefix>-<field>" on every input, for the browser tests."""
+    for name, field in form.fields.items():
+        field.widget.attrs.setdefault("data-testid", f"{prefix}-{name.replace('_', '-')}")
+
+
+class AccessSiteForm(forms.ModelForm):
+    class Meta:
+        model = AccessSite
+        fields = ["kind", "location", "gauge", "placed_at", "separate_site_medically_required", "reason"]
+        widgets = {
+            "placed_at": LocalDateTimeInput(),
+            "reason": forms.Textarea(attrs={"rows": 2}),
+        }
+        labels = {"separate_site_medically_required": "Separate site medically required"}
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("prefix", "site")
+        super().__init__(*args, **kwargs)
+        self.fields["placed_at"].input_formats = [LOCAL_INPUT, "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"]
+        self.fields["placed_at"].help_text = "Leave empty if it was placed before this visit."
+        _testids(self, "site")
+
+
+class AdministrationForm(forms.Form):
+    drug = DrugChoiceField(queryset=Drug.objects.all())
+    route = forms.ChoiceField(choices=Route.choices)
+    access_site = forms.ModelChoiceField(queryset=AccessSite.objects.none(), required=False, help_text="Needed for IV infusion, IV push and intra-arterial.")
+    dose_value = forms.DecimalField(label="Dose", max_digits=12, decimal_places=3, min_value=0.001, required=False)
+    dose_unit = forms.ChoiceField(choices=[("", "—"), *DoseUnit.choices], required=False)
+    purpose = forms.ChoiceField(choices=Purpose.choices, initial=Purpose.TREATMENT)
+    admin_class = forms.ChoiceField(label="Administration family", choices=[("", "Catalog default"), *AdminFamily.choices], required=False)
+
+    def __init__(self, *args, encounter, **kwargs):
+        kwargs.setdefault("prefix", "adm")
+        super().__init__(*args, **kwargs)
+        self.fields["access_site"].queryset = AccessSite.objects.filter(encounter=encounter)
+        _testids(self, "adm")
+
+
+class PauseForm(forms.Form):
+    reason = forms.CharField(max_length=200)
+
+
+class CorrectTimeForm(forms.Form):
+    """Which time (start, stop, or a pause's ends), its new local value, and why."""
+
+    target = forms.ChoiceField(label="Time to correct")
+    new_value = forms.DateTimeField(label="Correct time", widget=LocalDateTimeInput(), input_formats=[LOCAL_INPUT, "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"])
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), max_length=1000)
+
+    def __init__(self, *args, administration: Administration, **kwargs):
+        # Several of these forms share one page: unique ids per administration.
+        kwargs.setdefault("auto_id", f"id_fix_{administration.pk}_%s")
+        super().__init__(*args, **kwargs)
+        self.administration = administration
+        choices = [("started_at", "Start"), ("stopped_at", "Stop")]
+        for n, pause in enumerate(administration.pauses.all(), start=1):
+            choices.append((f"paused_at:{pause.pk}", f"Pause {n}: paused"))
+            choices.append((f"resumed_at:{pause.pk}", f"Pause {n}: resumed"))
+        self.fields["target"].choices = choices
+        self.fields["new_value"].error_messages["required"] = "Give the correct time."
+        self.fields["reason"].error_messages["required"] = "A reason is required."
+        _testids(self, f"fix-{administration.label}")
+
+    def cleaned_target(self):
+        """(field, pause or None) from the chosen target."""
+        field, _, pause_id = self.cleaned_data["target"].partition(":")
+        pause = next((p for p in self.administration.pauses.all() if str(p.pk) == pause_id), None) if pause_id else None
+        return field, pause
+

@@ -1,0 +1,125 @@
+"""Load the drug catalog from charting/data/drug-catalog.csv (a copy of shared/drug-catalog.csv).
+
+Idempotent: one Drug per generic name (update_or_create). Whatever the
+catalog marks "unverified" stays visible in `verification_status`, and such a
+drug starts with `is_verified=False`. An admin's later confirmation
+(`is_verified=True`) is not undone by re-seeding.
+"""
+
+import csv
+import re
+from decimal import Decimal
+from pathlib import Path
+
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from charting.models import AdminFamily, Drug
+
+CATALOG = Path(__file__).resolve().parents[2] / "data" / "drug-catalog.csv"
+
+HCPCS_RE = re.compile(r"\b([A-Z]\d{4})\b")
+UNIT_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(mg|mcg|g|mL|ml|cc|units?)\b")
+NDC11_RE = re.compile(r"^\d{5}-\d{4}-\d{2}$")
+UNVERIFIED = "unverified"
+
+# Hydration fluid the nurse charts as such; not a row of the shared catalog.
+SALINE = {
+    "name": "sodium chloride 0.9%",
+    "brand": "Normal saline",
+    "admin_family": AdminFamily.HYDRATION,
+    "usual_routes": "IV infusion",
+    "single_dose": True,
+    "verification_status": "Added by Chairside (not in the shared catalog): unverified. HCPCS depends on the bag (J7030 1000 cc, J7040 500 mL, J7050 250 cc).",
+    "notes": "Plain hydration fluid. As a drug vehicle or KVO it gets no hydration administration code.",
+}
+
+
+def parse_hcpcs(text: str) -> str:
+    """The first HCPCS code in the cell ('' when there is none)."""
+    match = HCPCS_RE.search(text)
+    return match.group(1) if match else ""
+
+
+def parse_unit(text: str) -> tuple[Decimal | None, str]:
+    """'10 mg' -> (10, 'mg'); 'up to 50 mg' -> (50, 'mg'); 'n/a' -> (None, '')."""
+    match = UNIT_RE.search(text)
+    if not match:
+        return None, ""
+    unit = {"ml": "mL", "unit": "units"}.get(match.group(2), match.group(2))
+    return Decimal(match.group(1)), unit
+
+
+def parse_family(text: str, by_brand: dict[str, str]) -> str:
+    """Catalog family text -> AdminFamily.
+
+    'payer-dependent' and 'contested' biologics take chemo/complex: the
+    Medicare default of coding-rules R36/R38 (D9); 'as Actemra' copies that row.
+    """
+    lowered = text.lower().strip()
+    for family in (AdminFamily.CHEMO_COMPLEX, AdminFamily.THERAPEUTIC, AdminFamily.HYDRATION):
+        if lowered.startswith(family.value):
+            return family.value
+    if lowered.startswith("as "):
+        brand = lowered[3:].strip()
+        if brand in by_brand:
+            return by_brand[brand]
+    if "payer-dependent" in lowered or "96401" in lowered or "96413" in lowered:
+        return AdminFamily.CHEMO_COMPLEX.value
+    return AdminFamily.THERAPEUTIC.value
+
+
+def is_single_dose(vials: str, notes: str) -> bool:
+    text = vials.lower()
+    if "single" in text:
+        return True
+    return not ("multi-dose" in text or "multi-dose" in notes.lower())
+
+
+def verification_text(row: dict) -> str:
+    """Every cell marked unverified, named by its column, then the catalog's own status."""
+    marked = [f"{column}: {value}" for column, value in row.items() if column != "verification_status" and UNVERIFIED in (value or "").lower()]
+    return "; ".join([*marked, f"catalog: {row['verification_status']}"])
+
+
+def drug_fields(row: dict, by_brand: dict[str, str]) -> dict:
+    value, unit = parse_unit(row["hcpcs_billing_unit"])
+    ndc = row["example_ndc_11_5-4-2"].strip()
+    notes = [row["notes"].strip(), f"HCPCS as catalogued: {row['hcpcs_code']}", f"Billing unit as catalogued: {row['hcpcs_billing_unit']}", f"Admin family as catalogued: {row['usual_admin_code_family']}"]
+    return {
+        "brand": row["common_brand"].strip()[:200],
+        "hcpcs": parse_hcpcs(row["hcpcs_code"]),
+        "billing_unit_value": value,
+        "billing_unit_unit": unit,
+        "admin_family": parse_family(row["usual_admin_code_family"], by_brand),
+        "single_dose": is_single_dose(row["typical_single_dose_vial_sizes"], row["notes"]),
+        "usual_routes": row["usual_routes"].strip()[:200],
+        "example_ndc": ndc if NDC11_RE.match(ndc) else "",
+        "verification_status": verification_text(row),
+        "notes": "\n".join(n for n in notes if n),
+    }
+
+
+class Command(BaseCommand):
+    help = "Load or refresh the drug catalog from charting/data/drug-catalog.csv (idempotent)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--file", default=str(CATALOG), help="CSV in the shared/drug-catalog.csv format")
+
+    @transaction.atomic
+    def handle(self, *args, file: str, **options):
+        with open(file, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+        by_brand: dict[str, str] = {}
+        created = updated = 0
+        for row in rows:
+            fields = drug_fields(row, by_brand)
+            by_brand[row["common_brand"].strip().lower()] = fields["admin_family"]
+            by_brand[re.sub(r"\s*\(.*\)$", "", row["common_brand"]).strip().lower()] = fields["admin_family"]
+            verified = not any(UNVERIFIED in (v or "").lower() for v in row.values())
+            _, was_created = Drug.objects.update_or_create(name=row["generic_name"].strip(), defaults=fields, create_defaults=fields | {"is_verified": verified})
+            created += was_created
+            updated += not was_created
+        _, saline_created = Drug.objects.get_or_create(name=SALINE["name"], defaults=SALINE | {"is_verified": False})
+        created += saline_created
+        self.stdout.write(f"drug catalog: {created} created, {updated} updated ({len(rows)} rows in {file})")

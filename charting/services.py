@@ -1,0 +1,445 @@
+"""State changes of clinical documentation: one function per change.
+
+Every function runs in one transaction, locks what it changes
+(`select_for_update`, always the encounter row first, then the
+administration, so two taps on the same chair serialise instead of
+deadlocking), checks the state, writes with `update_fields` and appends an
+audit row in the same transaction. Clinical times are the SERVER's clock
+(`timezone.now()`); a nurse changes a time only through `correct_time`,
+which keeps the original with a reason.
+
+Errors a nurse can fix raise `ChartingError(message, field=...)`; the message
+is shown as it is, next to the form field it names.
+
+Decisions:
+- Stop while paused = resume-and-stop: the open pause is closed at the stop
+  time, so the paused minutes are not counted (R17) and the record is complete.
+- A second tap on Start or Stop (double tap, retry after a lost response) is a
+  no-op, not an error: the function returns the administration unchanged with
+  `adm.notice` saying when it was already started/stopped.
+- Signing twice is a no-op too (no second coding task).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import string
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+from django.utils.text import slugify
+
+from audit.services import record
+
+from .models import (
+    ROUTES_NEEDING_SITE,
+    AccessSite,
+    Administration,
+    Clinic,
+    DocumentationFlag,
+    Drug,
+    Encounter,
+    Patient,
+    Pause,
+    TimeCorrection,
+)
+
+
+class ChartingError(Exception):
+    """A documentation change that was refused; `message` is for the nurse."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+# --- helpers ----------------------------------------------------------------
+
+
+def local_hhmm(value: dt.datetime, clinic: Clinic) -> str:
+    """HH:MM in the clinic's zone (what the nurse sees on the wall clock)."""
+    return timezone.localtime(value, clinic.tz).strftime("%H:%M")
+
+
+def _locked_encounter(encounter_id) -> Encounter:
+    encounter = Encounter.objects.select_for_update(of=("self",)).select_related("clinic").get(pk=encounter_id)
+    if encounter.is_signed:
+        raise ChartingError(f"This encounter was signed at {local_hhmm(encounter.signed_at, encounter.clinic)}; signed documentation can only be changed by an amendment.")
+    return encounter
+
+
+def _locked_administration(adm: Administration) -> Administration:
+    """Lock the encounter (refusing signed ones), then the administration row."""
+    encounter = _locked_encounter(adm.encounter_id)
+    locked = Administration.objects.select_for_update(of=("self",)).select_related("drug").get(pk=adm.pk)
+    locked.encounter = encounter
+    locked.notice = ""
+    return locked
+
+
+def _open_pause(adm: Administration) -> Pause | None:
+    return Pause.objects.select_for_update().filter(administration=adm, resumed_at__isnull=True).first()
+
+
+def _audit(action: str, obj: Any, encounter: Encounter, actor: Any, **detail: Any) -> None:
+    record(action, actor=actor, obj=obj, patient_id=encounter.patient_id, detail={k: (v.isoformat() if isinstance(v, dt.datetime) else str(v) if isinstance(v, Decimal) else v) for k, v in detail.items()})
+
+
+def _resolve_still_running(adm: Administration, now: dt.datetime) -> None:
+    DocumentationFlag.objects.filter(administration=adm, kind=DocumentationFlag.Kind.STILL_RUNNING, resolved_at__isnull=True).update(resolved_at=now)
+
+
+# --- encounters and sites -----------------------------------------------------
+
+
+@transaction.atomic
+def open_encounter(patient: Patient, *, clinic: Clinic, setting: str, actor: Any) -> Encounter:
+    """Open today's encounter (date of service = today in the clinic's zone).
+
+    A draft encounter already open today for this patient is returned as it is
+    (a double tap on "Open" must not make two charts for one visit).
+    """
+    if patient.clinic_id != clinic.pk:
+        raise ChartingError("This patient belongs to another clinic.", field="patient")
+    # Lock the patient row so two simultaneous opens see each other.
+    Patient.objects.select_for_update().get(pk=patient.pk)
+    today = timezone.localdate(timezone.now(), clinic.tz)
+    existing = Encounter.objects.filter(patient=patient, clinic=clinic, date_of_service=today, status=Encounter.Status.DRAFT, external_id__isnull=True).first()
+    if existing is not None:
+        return existing
+    encounter = Encounter.objects.create(patient=patient, clinic=clinic, setting=setting, date_of_service=today)
+    _audit("charting.encounter.opened", encounter, encounter, actor, setting=setting, date_of_service=today.isoformat())
+    return encounter
+
+
+@transaction.atomic
+def add_access_site(
+    encounter: Encounter,
+    *,
+    kind: str,
+    location: str = "",
+    gauge: int | None = None,
+    placed_at: dt.datetime | None = None,
+    separate_site_medically_required: bool = False,
+    reason: str = "",
+    actor: Any,
+) -> AccessSite:
+    """Record an access site; it gets the next free letter (A, B, ...) as its label."""
+    encounter = _locked_encounter(encounter.pk)
+    reason = (reason or "").strip()
+    if separate_site_medically_required and not reason:
+        raise ChartingError("Say why a separate site was medically required.", field="reason")
+    if placed_at is not None and placed_at > timezone.now():
+        raise ChartingError("The placement time is in the future.", field="placed_at")
+    used = set(AccessSite.objects.filter(encounter=encounter).values_list("label", flat=True))
+    label = next((c for c in string.ascii_uppercase if c not in used), None) or f"S{len(used) + 1}"
+    site = AccessSite.objects.create(
+        encounter=encounter,
+        label=label,
+        kind=kind,
+        location=location,
+        gauge=gauge,
+        placed_at=placed_at,
+        separate_site_medically_required=separate_site_medically_required,
+        reason=reason,
+        recorded_by=actor,
+    )
+    _audit("charting.access_site.added", site, encounter, actor, label=label, kind=kind, separate_site_medically_required=separate_site_medically_required)
+    return site
+
+
+# --- administrations ------------------------------------------------------------
+
+
+def _next_label(encounter: Encounter, drug: Drug) -> str:
+    base = slugify(drug.name)[:16].strip("-") or "drug"
+    used = set(Administration.objects.filter(encounter=encounter).values_list("label", flat=True))
+    label, n = base, 1
+    while label in used:
+        n += 1
+        label = f"{base}-{n}"
+    return label
+
+
+@transaction.atomic
+def add_administration(
+    encounter: Encounter,
+    *,
+    drug: Drug,
+    route: str,
+    access_site: AccessSite | None,
+    dose_value: Decimal | None,
+    dose_unit: str,
+    purpose: str,
+    actor: Any,
+    admin_class: str | None = None,
+    label: str = "",
+    concurrent_with: Administration | None = None,
+    bag: str = "",
+    continuously_present: bool = False,
+    visit: str = "1",
+) -> Administration:
+    """Chart a drug to be given (not started yet).
+
+    `admin_class` defaults to the catalog family of the drug (D9). IV infusion,
+    IV push and intra-arterial routes need an access site of this encounter;
+    SC/IM injections don't. Without `label` the drug's name is used
+    (slugified, made unique in the encounter).
+    """
+    encounter = _locked_encounter(encounter.pk)
+    if route in ROUTES_NEEDING_SITE:
+        if access_site is None:
+            raise ChartingError("This route needs an access site: add one first, then pick it.", field="access_site")
+    if access_site is not None and access_site.encounter_id != encounter.pk:
+        raise ChartingError("That access site belongs to another encounter.", field="access_site")
+    if dose_value is not None and not dose_unit:
+        raise ChartingError("Give the unit of the dose.", field="dose_unit")
+    if concurrent_with is not None and concurrent_with.encounter_id != encounter.pk:
+        raise ChartingError("The concurrent drug must be part of this encounter.", field="concurrent_with")
+    adm = Administration.objects.create(
+        encounter=encounter,
+        label=label or _next_label(encounter, drug),
+        drug=drug,
+        admin_class=admin_class or drug.admin_family,
+        route=route,
+        access_site=access_site,
+        dose_value=dose_value,
+        dose_unit=dose_unit or "",
+        purpose=purpose,
+        concurrent_with=concurrent_with,
+        bag=bag,
+        continuously_present=continuously_present,
+        visit=visit,
+        recorded_by=actor,
+    )
+    _audit("charting.administration.added", adm, encounter, actor, drug=drug.name, route=route, label=adm.label, dose_value=dose_value, dose_unit=dose_unit)
+    return adm
+
+
+@transaction.atomic
+def start_administration(adm: Administration, *, actor: Any) -> Administration:
+    """Stamp the start (server time). A second tap reports the first start and changes nothing."""
+    adm = _locked_administration(adm)
+    clinic = adm.encounter.clinic
+    if adm.started_at is not None:
+        adm.notice = f"{adm.drug} was already started at {local_hhmm(adm.started_at, clinic)}."
+        return adm
+    adm.started_at = timezone.now()
+    adm.save(update_fields=["started_at"])
+    _audit("charting.administration.started", adm, adm.encounter, actor, started_at=adm.started_at)
+    return adm
+
+
+@transaction.atomic
+def pause_administration(adm: Administration, *, reason: str, actor: Any) -> Administration:
+    """Open a pause (server time) on a running drug; `reason` is required."""
+    adm = _locked_administration(adm)
+    reason = (reason or "").strip()
+    if not reason:
+        raise ChartingError("Say why the drug is paused.", field="reason")
+    if adm.started_at is None or adm.stopped_at is not None:
+        raise ChartingError(f"{adm.drug} is not running, so it cannot be paused.")
+    current = _open_pause(adm)
+    if current is not None:
+        raise ChartingError(f"{adm.drug} is already paused since {local_hhmm(current.paused_at, adm.encounter.clinic)}.")
+    pause = Pause.objects.create(administration=adm, paused_at=timezone.now(), reason=reason[:200], recorded_by=actor)
+    _audit("charting.administration.paused", adm, adm.encounter, actor, paused_at=pause.paused_at, reason=pause.reason)
+    return adm
+
+
+@transaction.atomic
+def resume_administration(adm: Administration, *, actor: Any) -> Administration:
+    """Close the open pause (server time)."""
+    adm = _locked_administration(adm)
+    pause = _open_pause(adm)
+    if pause is None or adm.stopped_at is not None:
+        raise ChartingError(f"{adm.drug} is not paused, so it cannot be resumed.")
+    pause.resumed_at = timezone.now()
+    pause.save(update_fields=["resumed_at"])
+    _audit("charting.administration.resumed", adm, adm.encounter, actor, resumed_at=pause.resumed_at)
+    return adm
+
+
+@transaction.atomic
+def stop_administration(adm: Administration, *, actor: Any) -> Administration:
+    """Stamp the stop (server time).
+
+    Stopping a paused drug closes the pause at the stop time (resume-and-stop).
+    A second Stop is a no-op whose `adm.notice` says when it was stopped.
+    """
+    adm = _locked_administration(adm)
+    clinic = adm.encounter.clinic
+    if adm.started_at is None:
+        raise ChartingError(f"{adm.drug} has not started yet: tap Start first.")
+    if adm.stopped_at is not None:
+        adm.notice = f"{adm.drug} was already stopped at {local_hhmm(adm.stopped_at, clinic)}."
+        return adm
+    now = timezone.now()
+    pause = _open_pause(adm)
+    if pause is not None:
+        pause.resumed_at = now
+        pause.save(update_fields=["resumed_at"])
+    adm.stopped_at = now
+    adm.save(update_fields=["stopped_at"])
+    _resolve_still_running(adm, now)
+    _audit("charting.administration.stopped", adm, adm.encounter, actor, stopped_at=now, closed_pause=pause is not None)
+    return adm
+
+
+# --- corrections ----------------------------------------------------------------
+
+
+def _check_times(adm: Administration, started: dt.datetime | None, stopped: dt.datetime | None, pauses: list[tuple[dt.datetime, dt.datetime | None]], field: str) -> None:
+    clinic = adm.encounter.clinic
+    hhmm = lambda value: local_hhmm(value, clinic)  # noqa: E731
+    if stopped is not None and started is None:
+        raise ChartingError("A stop time needs a start time.", field=field)
+    if stopped is not None and stopped < started:
+        raise ChartingError(f"Stop time {hhmm(stopped)} is before start time {hhmm(started)}.", field=field)
+    previous_end = None
+    for paused_at, resumed_at in sorted(pauses):
+        if started is None or paused_at < started:
+            raise ChartingError(f"The pause at {hhmm(paused_at)} is before the start{f' ({hhmm(started)})' if started else ''}.", field=field)
+        if resumed_at is not None and resumed_at < paused_at:
+            raise ChartingError(f"Resume time {hhmm(resumed_at)} is before the pause at {hhmm(paused_at)}.", field=field)
+        if stopped is not None and (resumed_at or stopped) > stopped:
+            raise ChartingError(f"The pause at {hhmm(paused_at)} runs past the stop time {hhmm(stopped)}.", field=field)
+        if previous_end is not None and paused_at < previous_end:
+            raise ChartingError(f"The pause at {hhmm(paused_at)} overlaps the pause before it.", field=field)
+        previous_end = resumed_at or stopped or paused_at
+
+
+@transaction.atomic
+def correct_time(adm: Administration, *, field: str, new_value: dt.datetime, reason: str, actor: Any, pause: Pause | None = None) -> Administration:
+    """Correct a charted time, keeping the original in a TimeCorrection row.
+
+    `field` is started_at / stopped_at (of `adm`) or paused_at / resumed_at
+    (of `pause`, which must belong to `adm`). `new_value` is aware; it may not
+    be in the future and must keep start <= pauses <= stop. Charting a stop
+    this way on a paused drug closes the open pause at that time, as Stop does.
+    Signed encounters are corrected by amendments (a later issue), not here.
+    """
+    adm = _locked_administration(adm)
+    now = timezone.now()
+    reason = (reason or "").strip()
+    if not reason:
+        raise ChartingError("A reason is required.", field="reason")
+    if timezone.is_naive(new_value):
+        raise ChartingError("The time needs a time zone.", field="new_value")
+    if new_value > now:
+        raise ChartingError(f"{local_hhmm(new_value, adm.encounter.clinic)} is in the future.", field="new_value")
+    valid = {c.value for c in TimeCorrection.Field}
+    if field not in valid:
+        raise ChartingError("Unknown time to correct.", field="target")
+    pauses = {p.pk: p for p in Pause.objects.select_for_update().filter(administration=adm)}
+    if field in ("paused_at", "resumed_at"):
+        if pause is None or pause.pk not in pauses:
+            raise ChartingError("Pick a pause of this drug.", field="target")
+        pause = pauses[pause.pk]
+    elif pause is not None:
+        raise ChartingError("A start or stop correction does not take a pause.", field="target")
+
+    started, stopped = adm.started_at, adm.stopped_at
+    spans = {pk: [p.paused_at, p.resumed_at] for pk, p in pauses.items()}
+    closed_pause = None
+    if field == "started_at":
+        original, started = started, new_value
+    elif field == "stopped_at":
+        if started is None:
+            raise ChartingError(f"{adm.drug} has not started: correct the start first.", field="new_value")
+        original, stopped = stopped, new_value
+        closed_pause = next((p for p in pauses.values() if p.resumed_at is None), None)
+        if closed_pause is not None:
+            spans[closed_pause.pk][1] = new_value
+    else:
+        original = getattr(pause, field)
+        spans[pause.pk][0 if field == "paused_at" else 1] = new_value
+    _check_times(adm, started, stopped, [tuple(s) for s in spans.values()], "new_value")
+
+    TimeCorrection.objects.create(administration=adm, pause=pause, field=field, original_value=original, new_value=new_value, reason=reason, corrected_by=actor)
+    if field in ("started_at", "stopped_at"):
+        setattr(adm, field, new_value)
+        adm.save(update_fields=[field])
+    else:
+        setattr(pause, field, new_value)
+        pause.save(update_fields=[field])
+    if closed_pause is not None:
+        closed_pause.resumed_at = new_value
+        closed_pause.save(update_fields=["resumed_at"])
+    if adm.stopped_at is not None:
+        _resolve_still_running(adm, now)
+    _audit("charting.administration.time_corrected", adm, adm.encounter, actor, field=field, original_value=original, new_value=new_value, reason=reason, pause_id=pause.pk if pause else None)
+    return adm
+
+
+# --- signing ----------------------------------------------------------------------
+
+
+def _enqueue_suggestion(encounter_id: str) -> None:
+    # Imported here: coding.tasks belongs to the coding app and imports charting.
+    from coding.tasks import suggest_for_encounter_task
+
+    suggest_for_encounter_task.delay(encounter_id)
+
+
+@transaction.atomic
+def sign_encounter(encounter: Encounter, *, actor: Any) -> Encounter:
+    """Sign the encounter and, after commit, ask the coding engine for suggestions.
+
+    Refused while any drug is running or paused (the message names them).
+    Signing a signed encounter again is a no-op with `encounter.notice`.
+    """
+    locked = Encounter.objects.select_for_update(of=("self",)).select_related("clinic").get(pk=encounter.pk)
+    locked.notice = ""
+    if locked.is_signed:
+        locked.notice = f"This encounter was already signed at {local_hhmm(locked.signed_at, locked.clinic)}."
+        return locked
+    running = list(Administration.objects.running().filter(encounter=locked).select_related("drug").order_by("started_at"))
+    if running:
+        names = ", ".join(adm.drug.name for adm in running)
+        raise ChartingError(f"Stop every drug before signing: still running or paused: {names}.")
+    locked.status = Encounter.Status.SIGNED
+    locked.signed_by = actor
+    locked.signed_at = timezone.now()
+    locked.save(update_fields=["status", "signed_by", "signed_at"])
+    _audit("charting.encounter.signed", locked, locked, actor, signed_at=locked.signed_at)
+    encounter_id = str(locked.pk)
+    transaction.on_commit(lambda: _enqueue_suggestion(encounter_id))
+    return locked
+
+
+# --- sweeps -----------------------------------------------------------------------
+
+
+def flag_long_running_administrations(*, now: dt.datetime, hours: float) -> dict[str, int]:
+    """Keep one open "still_running" flag per administration started more than
+    `hours` before `now` without a stop; resolve the open ones that now have a stop.
+
+    Set-based: one SELECT finds the gaps, one INSERT ... ON CONFLICT DO NOTHING
+    writes the flags (the partial unique constraint
+    flag_one_open_per_record_kind makes a racing second sweep harmless), one
+    UPDATE resolves. Running it again with the same data changes nothing.
+    Returns {"flagged": new flags, "resolved": flags resolved}.
+    """
+    kind = DocumentationFlag.Kind.STILL_RUNNING
+    cutoff = now - dt.timedelta(hours=hours)
+    open_flag = DocumentationFlag.objects.filter(administration=OuterRef("pk"), kind=kind, resolved_at__isnull=True)
+    gaps = Administration.objects.running().filter(started_at__lt=cutoff).exclude(Exists(open_flag)).select_related("drug", "encounter__clinic")
+    with transaction.atomic():
+        new = [
+            DocumentationFlag(
+                administration=adm,
+                kind=kind,
+                message=f"{adm.drug.name} started at {local_hhmm(adm.started_at, adm.encounter.clinic)} has no stop time: chart when it stopped.",
+            )
+            for adm in gaps
+        ]
+        DocumentationFlag.objects.bulk_create(new, ignore_conflicts=True)
+        resolved = DocumentationFlag.objects.filter(kind=kind, resolved_at__isnull=True, administration__stopped_at__isnull=False).update(resolved_at=now)
+        if new or resolved:
+            record("charting.flags.swept", actor=None, detail={"kind": kind, "flagged": len(new), "resolved": resolved})
+    return {"flagged": len(new), "resolved": resolved}
