@@ -1,0 +1,115 @@
+"""factory_boy factories shared by the whole suite.
+
+Synthetic patients only. Times are aware UTC. `AdministrationFactory` makes an
+IV infusion with its own access site on the same encounter; pass
+`route="subcutaneous", access_site=None` for an injection.
+"""
+
+import datetime as dt
+from decimal import Decimal
+
+import factory
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.utils import timezone
+
+from charting.models import AccessSite, AdminFamily, Administration, Clinic, Drug, Encounter, Patient, Route
+
+PASSWORD = "chairside-test-password"
+
+
+class ClinicFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Clinic
+        django_get_or_create = ["name"]
+
+    name = factory.Sequence(lambda n: f"Clinic {n}")
+    time_zone = "America/New_York"
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    """A user; `UserFactory(roles=["nurse"], clinics=[clinic])` adds groups and clinics."""
+
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ["username"]
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    first_name = factory.Faker("first_name")
+    last_name = factory.Faker("last_name")
+    password = factory.django.Password(PASSWORD)
+
+    @factory.post_generation
+    def roles(self, create, extracted, **kwargs):
+        for name in extracted or []:
+            self.groups.add(Group.objects.get_or_create(name=name)[0])
+
+    @factory.post_generation
+    def clinics(self, create, extracted, **kwargs):
+        for clinic in extracted or []:
+            clinic.staff.add(self)
+
+
+class PatientFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Patient
+
+    clinic = factory.SubFactory(ClinicFactory)
+    mrn = factory.Sequence(lambda n: f"MRN{n:06d}")
+    given_name = factory.Faker("first_name")
+    family_name = factory.Faker("last_name")
+    birth_date = dt.date(1970, 1, 1)
+
+
+class EncounterFactory(factory.django.DjangoModelFactory):
+    """A draft encounter dated today in its clinic's zone."""
+
+    class Meta:
+        model = Encounter
+
+    patient = factory.SubFactory(PatientFactory)
+    clinic = factory.SelfAttribute("patient.clinic")
+    setting = "office"
+    date_of_service = factory.LazyAttribute(lambda o: timezone.localdate(timezone.now(), o.clinic.tz))
+
+
+class AccessSiteFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = AccessSite
+
+    encounter = factory.SubFactory(EncounterFactory)
+    label = factory.Sequence(lambda n: f"S{n}")
+    kind = AccessSite.Kind.PERIPHERAL_IV
+    location = "left forearm"
+    gauge = 22
+
+
+class DrugFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Drug
+        django_get_or_create = ["name"]
+
+    name = factory.Sequence(lambda n: f"drug {n}")
+    hcpcs = "J1745"
+    billing_unit_value = Decimal("10")
+    billing_unit_unit = "mg"
+    admin_family = AdminFamily.CHEMO_COMPLEX
+    single_dose = True
+    is_verified = True
+
+
+class AdministrationFactory(factory.django.DjangoModelFactory):
+    """Not started unless you pass started_at/stopped_at."""
+
+    class Meta:
+        model = Administration
+
+    encounter = factory.SubFactory(EncounterFactory)
+    label = factory.Sequence(lambda n: f"adm{n}")
+    drug = factory.SubFactory(DrugFactory)
+    admin_class = factory.SelfAttribute("drug.admin_family")
+    route = Route.IV_INFUSION
+    access_site = factory.SubFactory(AccessSiteFactory, encounter=factory.SelfAttribute("..encounter"))
+    dose_value = Decimal("500")
+    dose_unit = "mg"
