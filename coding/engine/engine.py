@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from .codes import INJECTION_CODES
+from .codes import INITIAL_CODE, INJECTION_CODES
+
+# Lines that are never joined: each initial and each injection is its own service.
+_UNMERGED = frozenset(INITIAL_CODE.values()) | INJECTION_CODES
 from .drugs import drug_lines
 from .policy import MEDICARE, PayerPolicy, policy_for
 from .rules import RULES, Work, _sort_time, record_billed_hydration
@@ -52,13 +55,14 @@ def evaluate(doc: EncounterDoc, policy: PayerPolicy | None = None) -> CodingResu
 
 def _merge(lines: list[Line]) -> tuple[Line, ...]:
     """Join lines with the same code, modifiers and date into one line with the
-    units summed (96375 x2, 96415 x2 ...).  Per-injection codes (R9, D11) and
-    drug lines with different NDCs stay separate."""
+    units summed (96375 x2, 96415 x2 ...).  Initial codes (one per encounter or
+    site, R4/R10/R13), per-injection codes (R9, D11) and drug lines with
+    different NDCs stay separate."""
     out: list[Line] = []
     index: dict[tuple[object, ...], int] = {}
     for line in lines:
         key = (line.code, line.modifiers, line.date_of_service, line.ndc)
-        if line.code in INJECTION_CODES or key not in index:
+        if line.code in _UNMERGED or key not in index:
             index.setdefault(key, len(out))
             out.append(line)
             continue

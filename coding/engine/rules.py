@@ -279,7 +279,7 @@ def no_stop_time(w: Work) -> None:
         s.kind == "supplies" and "pump" in s.detail.lower() for s in w.doc.other_services
     )
     for adm in w.pending("iv_infusion"):
-        if adm.stop is not None and adm.start is not None or adm.continuously_present:
+        if (adm.stop is not None and adm.start is not None) or adm.continuously_present:
             continue
         missing = "stop" if adm.start is not None else "start"
         if adm.admin_class == "hydration":
@@ -324,11 +324,20 @@ def iv_services(w: Work) -> None:
     services.  Runs of the same drug in one encounter are summed (minus pauses)
     before push/infusion and units are decided; pushes stay one service each."""
     runs: dict[tuple[str, str], list[Administration]] = {}
-    for adm in w.pending(*IV_ROUTES):
-        if adm.admin_class == "hydration":
-            continue
+    pending = [a for a in w.pending(*IV_ROUTES) if a.admin_class != "hydration"]
+    # Drugs with at least one timed infusion run: an untimed run of the same
+    # drug is part of that infusion (R17), not a separate push.
+    timed = {
+        (a.encounter, drug_key(a))
+        for a in pending
+        if a.route == "iv_infusion" and not a.continuously_present and (running_minutes(a) or 0) > 0
+    }
+    for adm in pending:
         minutes = running_minutes(adm)
-        as_push = adm.continuously_present or minutes is None or (adm.route == "iv_push" and minutes <= 15)
+        joins_run = minutes is None and adm.route == "iv_infusion" and (adm.encounter, drug_key(adm)) in timed
+        as_push = not joins_run and (
+            adm.continuously_present or minutes is None or (adm.route == "iv_push" and minutes <= 15)
+        )
         if as_push:
             w.handled.add(adm.id)
             rules = ("R18",) + (("R16", "D10") if adm.route == "iv_infusion" else ())
@@ -404,6 +413,12 @@ def hydration(w: Work) -> None:
             )
             w.warn("hydration_necessity", f"{adm.drug}: purpose '{adm.purpose}' does not support hydration.", (adm.id,), ("R31",))
             continue
+        if any(word in adm.drug.lower() for word in ("potassium", "kcl", "magnesium", "calcium", "phosph")):
+            w.warn("electrolyte_bag", f"{adm.drug}: electrolyte replacement may be a therapeutic infusion (96365), not hydration; coder review.",
+                   (adm.id,), ("R3",))
+        if adm.dose is not None and adm.dose.unit == "mL" and adm.dose.value <= 500:
+            w.warn("hydration_volume", f"{adm.drug}: {adm.dose.value} mL; some local policies question hydration of 500 mL or less.",
+                   (adm.id,), ("R33",))
         groups.setdefault((adm.encounter, _site_group(w.doc, adm.access_site)), []).append(adm)
     for (encounter, group), members in sorted(groups.items()):
         own = merge(i for a in members for i in running_intervals(a))
