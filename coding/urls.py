@@ -6,4 +6,7 @@ app_name = "coding"
 
 urlpatterns = [
     path("", views.queue, name="queue"),
+    path("encounters/<uuid:encounter_id>/", views.review, name="review"),
+    path("encounters/<uuid:encounter_id>/accept-all/", views.accept_all, name="accept_all"),
+    path("lines/<int:line_id>/accept/", views.accept_line, name="accept_line"),
 ]

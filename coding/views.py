@@ -1,5 +1,108 @@
-from django.http import HttpResponse
+"""The coder's pages: the queue of signed encounters and the review of one.
+
+Every view requires the coder role and fetches through a QuerySet limited to
+the coder's clinics, so another clinic's encounter or line is a 404.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.db.models import Prefetch
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import HttpResponseClientRedirect
+
+from audit.services import record
+from charting.models import Administration
+from infusion_site.roles import CODER, role_required
+
+from . import services
+from .documentation import administration_minutes
+from .models import SuggestedLine, Suggestion, encounters_for_coder, review_queue
 
 
-def queue(request):
-    return HttpResponse("queue: not built yet", status=501)
+@require_GET
+@role_required(CODER)
+def queue(request: HttpRequest) -> HttpResponse:
+    return render(request, "coding/queue.html", {"encounters": review_queue(request.user)})
+
+
+def _attach_sources(lines: list[SuggestedLine], administrations: dict[str, Administration]) -> None:
+    """Give each line the charted administrations it came from (`line.sources`)."""
+    for line in lines:
+        line.sources = [administrations[a] for a in line.administrations if a in administrations]
+
+
+def _administrations(encounter_id) -> dict[str, Administration]:
+    """The encounter's administrations by id, with drug, site, pauses and drip minutes (3 queries)."""
+    rows = Administration.objects.filter(encounter_id=encounter_id).select_related("drug", "access_site").prefetch_related("pauses")
+    for row in rows:
+        row.drip_minutes = administration_minutes(row)
+    return {str(row.pk): row for row in rows}
+
+
+@require_GET
+@role_required(CODER)
+def review(request: HttpRequest, encounter_id) -> HttpResponse:
+    encounter = get_object_or_404(encounters_for_coder(request.user).select_related("patient", "clinic", "signed_by"), pk=encounter_id)
+    # Reading a chart is audited (DESIGN §8), page by page.
+    record("coding.encounter.viewed", actor=request.user, obj=encounter, patient_id=encounter.patient_id, remote_addr=request.META.get("REMOTE_ADDR"))
+    suggestion = (
+        Suggestion.objects.current()
+        .filter(encounter=encounter)
+        .prefetch_related(Prefetch("lines", queryset=SuggestedLine.objects.select_related("accepted_by")))
+        .first()
+    )
+    administrations = _administrations(encounter.pk)
+    lines = list(suggestion.lines.all()) if suggestion else []
+    _attach_sources(lines, administrations)
+    context = {
+        "encounter": encounter,
+        "suggestion": suggestion,
+        "lines": lines,
+        "administrations": list(administrations.values()),
+        "pending_count": sum(1 for line in lines if not line.is_accepted),
+    }
+    return render(request, "coding/review.html", context)
+
+
+def _line_for_coder(request: HttpRequest, line_id: int) -> SuggestedLine:
+    lines = SuggestedLine.objects.filter(suggestion__encounter__in=encounters_for_coder(request.user))
+    return get_object_or_404(lines.select_related("suggestion__encounter__clinic", "accepted_by"), pk=line_id)
+
+
+@require_POST
+@role_required(CODER)
+@vary_on_headers("HX-Request")
+def accept_line(request: HttpRequest, line_id: int) -> HttpResponse:
+    """Accept one line; htmx gets the line's partial back, a plain POST a redirect."""
+    line = _line_for_coder(request, line_id)
+    encounter = line.suggestion.encounter
+    try:
+        accepted = services.accept_line(line, actor=request.user)
+    except services.CodingError as exc:
+        messages.error(request, str(exc))
+        if request.htmx:
+            return HttpResponseClientRedirect(reverse("coding:review", kwargs={"encounter_id": encounter.pk}))
+        return redirect("coding:review", encounter_id=encounter.pk)
+    if not request.htmx:
+        return redirect("coding:review", encounter_id=encounter.pk)
+    _attach_sources([accepted], _administrations(encounter.pk))
+    return render(request, "coding/review.html#line", {"line": accepted, "encounter": encounter})
+
+
+@require_POST
+@role_required(CODER)
+def accept_all(request: HttpRequest, encounter_id) -> HttpResponse:
+    encounter = get_object_or_404(encounters_for_coder(request.user), pk=encounter_id)
+    suggestion = get_object_or_404(Suggestion.objects.current(), encounter=encounter)
+    try:
+        accepted = services.accept_all_lines(suggestion, actor=request.user)
+    except services.CodingError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"{len(accepted)} line(s) accepted.")
+    return redirect("coding:review", encounter_id=encounter.pk)

@@ -11,80 +11,43 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.utils import timezone
 
-from charting.models import AccessSite, Administration, Clinic, Drug, Encounter, Patient
+from charting.models import Clinic, Encounter
+from tests.factories import AccessSiteFactory, AdministrationFactory, DrugFactory, EncounterFactory, PatientFactory, UserFactory
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 
 
-def _person(username: str, role: str, *clinics: Clinic):
-    user = get_user_model().objects.create_user(username=username, password="pw-for-tests-only", first_name=username.title())
-    user.groups.add(Group.objects.get_or_create(name=role)[0])
-    for clinic in clinics:
-        clinic.staff.add(user)
-    return user
-
-
-@pytest.fixture
-def clinic(db):
-    return Clinic.objects.create(name="Riverside Infusion", time_zone="America/New_York")
-
-
-@pytest.fixture
-def other_clinic(db):
-    return Clinic.objects.create(name="Lakeside Infusion", time_zone="America/Chicago")
-
-
-@pytest.fixture
-def coder_user(clinic):
-    return _person("cora", "coder", clinic)
-
-
-@pytest.fixture
-def nurse_user(clinic):
-    return _person("nell", "nurse", clinic)
-
-
 @pytest.fixture
 def other_clinic_coder(other_clinic):
-    return _person("otto", "coder", other_clinic)
+    return UserFactory(username="other_coder", roles=["coder"], clinics=[other_clinic])
 
 
 @pytest.fixture
 def make_encounter(clinic):
     """Chart a signed office encounter with `n` sequential 60-minute therapeutic
     infusions (the first is the initial 96365, the others 96367)."""
-    counter = iter(range(1, 10_000))
 
-    def make(n: int = 1, *, in_clinic: Clinic | None = None, signed: bool = True, signer=None) -> Encounter:
+    def make(n: int = 1, *, in_clinic: Clinic | None = None, signed: bool = True) -> Encounter:
         where = in_clinic or clinic
-        k = next(counter)
-        patient = Patient.objects.create(clinic=where, mrn=f"T-{where.pk}-{k}", given_name="Test", family_name=f"Patient{k}")
-        signer = signer or get_user_model().objects.get_or_create(username="signer")[0]
-        encounter = Encounter.objects.create(
-            patient=patient,
-            clinic=where,
+        signer = UserFactory(roles=["nurse"], clinics=[where]) if signed else None
+        encounter = EncounterFactory(
+            patient=PatientFactory(clinic=where),
             date_of_service=dt.date(2025, 6, 10),
             status="signed" if signed else "draft",
-            signed_by=signer if signed else None,
+            signed_by=signer,
             signed_at=timezone.now() if signed else None,
         )
-        site = AccessSite.objects.create(encounter=encounter, label="A", kind="peripheral_iv", location="left forearm")
+        site = AccessSiteFactory(encounter=encounter, label="A")
         start = dt.datetime(2025, 6, 10, 13, 0, tzinfo=dt.UTC)
         for i in range(n):
-            drug, _ = Drug.objects.get_or_create(name=f"test drug {i}", defaults={"hcpcs": "", "admin_family": "therapeutic"})
-            Administration.objects.create(
+            AdministrationFactory(
                 encounter=encounter,
                 label=str(i + 1),
-                drug=drug,
-                admin_class="therapeutic",
-                route="iv_infusion",
+                drug=DrugFactory(name=f"test drug {i}", hcpcs="", billing_unit_value=None, billing_unit_unit="", admin_family="therapeutic"),
                 access_site=site,
                 dose_value=Decimal("100"),
-                dose_unit="mg",
                 started_at=start + dt.timedelta(minutes=61 * i),
                 stopped_at=start + dt.timedelta(minutes=61 * i + 60),
             )

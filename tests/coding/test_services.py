@@ -41,10 +41,10 @@ def test_suggest_twice_leaves_one_current_suggestion(make_encounter):
     assert SuggestedLine.objects.filter(suggestion__encounter=encounter).count() == 1
 
 
-def test_changed_documentation_replaces_the_suggestion_and_keeps_the_old(make_encounter, coder_user):
+def test_changed_documentation_replaces_the_suggestion_and_keeps_the_old(make_encounter, coder):
     encounter = make_encounter(1)
     first = suggest_for_encounter(encounter.pk)
-    accept_line(first.lines.get(), actor=coder_user)
+    accept_line(first.lines.get(), actor=coder)
     adm = encounter.administrations.get()
     # A 20-minute pause: 60 - 20 = 40 minutes, still 96365 but other minutes.
     Pause.objects.create(administration=adm, paused_at=adm.started_at + dt.timedelta(minutes=10), resumed_at=adm.started_at + dt.timedelta(minutes=30))
@@ -80,35 +80,35 @@ def test_no_stop_time_gives_a_warning_not_a_timed_line(make_encounter):
     assert suggestion.warnings and all(w["kind"] and w["message"] for w in suggestion.warnings)
 
 
-def test_accept_line_is_idempotent_and_audited(make_encounter, coder_user):
+def test_accept_line_is_idempotent_and_audited(make_encounter, coder):
     line = suggest_for_encounter(make_encounter(1).pk).lines.get()
 
-    accepted = accept_line(line, actor=coder_user)
+    accepted = accept_line(line, actor=coder)
     first_at = accepted.accepted_at
-    again = accept_line(line, actor=coder_user)
+    again = accept_line(line, actor=coder)
 
-    assert accepted.accepted_by == coder_user and first_at is not None
+    assert accepted.accepted_by == coder and first_at is not None
     assert again.accepted_at == first_at
-    assert AuditEvent.objects.filter(action="coding.line.accepted", object_id=str(line.pk), actor=coder_user).count() == 1
+    assert AuditEvent.objects.filter(action="coding.line.accepted", object_id=str(line.pk), actor=coder).count() == 1
 
 
-def test_accept_line_of_a_replaced_suggestion_is_refused(make_encounter, coder_user):
+def test_accept_line_of_a_replaced_suggestion_is_refused(make_encounter, coder):
     encounter = make_encounter(1)
     old_line = suggest_for_encounter(encounter.pk).lines.get()
     Administration.objects.filter(encounter=encounter).update(dose_value=200)
     suggest_for_encounter(encounter.pk)
 
     with pytest.raises(CodingError):
-        accept_line(old_line, actor=coder_user)
+        accept_line(old_line, actor=coder)
     old_line.refresh_from_db()
     assert not old_line.is_accepted
 
 
-def test_accept_all_accepts_the_pending_lines(make_encounter, coder_user):
+def test_accept_all_accepts_the_pending_lines(make_encounter, coder):
     suggestion = suggest_for_encounter(make_encounter(3).pk)
-    accept_line(suggestion.lines.order_by("position").first(), actor=coder_user)
+    accept_line(suggestion.lines.order_by("position").first(), actor=coder)
 
-    accepted = accept_all_lines(suggestion, actor=coder_user)
+    accepted = accept_all_lines(suggestion, actor=coder)
 
     assert len(accepted) == suggestion.lines.count() - 1
     assert not suggestion.lines.filter(accepted_at__isnull=True).exists()

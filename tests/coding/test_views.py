@@ -1,0 +1,160 @@
+"""Coder pages, thinly: status, permission, clinic scoping, partial vs page, queries."""
+
+import pytest
+from django.urls import reverse
+
+from audit.models import AuditEvent
+from coding.services import suggest_for_encounter
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def coder_client(client, coder):
+    client.force_login(coder)
+    return client
+
+
+def review_url(encounter):
+    return reverse("coding:review", kwargs={"encounter_id": encounter.pk})
+
+
+def test_nurse_gets_403_on_every_coder_page(nurse_client, make_encounter):
+    encounter = make_encounter(1)
+    line = suggest_for_encounter(encounter.pk).lines.get()
+
+    assert nurse_client.get(reverse("coding:queue")).status_code == 403
+    assert nurse_client.get(review_url(encounter)).status_code == 403
+    assert nurse_client.post(reverse("coding:accept_line", args=[line.pk])).status_code == 403
+    assert nurse_client.post(reverse("coding:accept_all", args=[encounter.pk])).status_code == 403
+    line.refresh_from_db()
+    assert not line.is_accepted
+
+
+def test_anonymous_is_sent_to_login(client):
+    response = client.get(reverse("coding:queue"))
+    assert response.status_code == 302 and reverse("login") in response["Location"]
+
+
+def test_another_clinics_encounter_is_404(client, other_clinic_coder, make_encounter):
+    encounter = make_encounter(1)
+    line = suggest_for_encounter(encounter.pk).lines.get()
+    client.force_login(other_clinic_coder)
+
+    assert client.get(review_url(encounter)).status_code == 404
+    assert client.post(reverse("coding:accept_line", args=[line.pk]), HTTP_HX_REQUEST="true").status_code == 404
+    assert client.post(reverse("coding:accept_all", args=[encounter.pk])).status_code == 404
+    assert b"queue-row" not in client.get(reverse("coding:queue")).content
+
+
+def test_queue_lists_signed_encounters_oldest_first_with_counts(coder_client, make_encounter, coder):
+    coded = make_encounter(2)
+    suggestion = suggest_for_encounter(coded.pk)
+    from coding.services import accept_line
+
+    accept_line(suggestion.lines.first(), actor=coder)
+    pending = make_encounter(1)
+    pending.date_of_service = coded.date_of_service.replace(day=1)
+    pending.save()
+    make_encounter(1, signed=False)  # drafts are not the coder's business
+
+    response = coder_client.get(reverse("coding:queue"))
+
+    assert response.status_code == 200
+    rows = list(response.context["encounters"])
+    assert [e.pk for e in rows] == [pending.pk, coded.pk]
+    assert (rows[1].line_count, rows[1].accepted_count, rows[1].has_suggestion) == (2, 1, True)
+    assert rows[0].has_suggestion is False
+    assert response.content.count(b'data-testid="queue-row"') == 2
+    assert b"coding pending" in response.content
+
+
+@pytest.mark.parametrize("n", [1, 10])
+def test_queue_query_budget_does_not_grow_with_rows(coder_client, make_encounter, django_assert_max_num_queries, n):
+    for _ in range(n):
+        suggest_for_encounter(make_encounter(2).pk)
+    # session, user, groups (role check), queue (one query with counts) + slack for the user's clinics
+    with django_assert_max_num_queries(6):
+        response = coder_client.get(reverse("coding:queue"))
+    assert response.content.count(b'data-testid="queue-row"') == n
+
+
+def test_review_shows_lines_beside_their_administrations_and_audits_the_read(coder_client, coder, make_encounter):
+    encounter = make_encounter(2)
+    suggestion = suggest_for_encounter(encounter.pk)
+
+    response = coder_client.get(review_url(encounter))
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert html.count('data-testid="suggested-line"') == 2
+    assert 'data-code="96365"' in html and 'data-code="96367"' in html
+    assert html.count('data-testid="accept-line"') == 2
+    assert "test drug 0" in html and "60 min" in html
+    assert "09:00" in html  # 13:00 UTC in the clinic's America/New_York
+    for rule in suggestion.lines.first().rules:
+        assert rule in html
+    assert AuditEvent.objects.filter(action="coding.encounter.viewed", actor=coder, object_id=str(encounter.pk), patient_id=encounter.patient_id).count() == 1
+
+
+def test_review_before_the_task_ran_says_coding_pending(coder_client, make_encounter):
+    response = coder_client.get(review_url(make_encounter(1)))
+    assert response.status_code == 200 and b'data-testid="coding-pending"' in response.content
+
+
+@pytest.mark.parametrize("n", [1, 10])
+def test_review_query_budget_does_not_grow_with_lines(coder_client, make_encounter, django_assert_max_num_queries, n):
+    encounter = make_encounter(n)
+    suggest_for_encounter(encounter.pk)
+    # session, user, groups, encounter JOIN patient/clinic/signer, user's clinics subquery,
+    # audit insert, suggestion, lines, administrations JOIN drug/site, pauses
+    with django_assert_max_num_queries(12):
+        response = coder_client.get(review_url(encounter))
+    # 96365 + 96367 (units summed): n administrations beside the lines.
+    assert response.content.count(b'data-testid="line-administration"') == n
+
+
+def test_accept_via_htmx_returns_the_line_partial(coder_client, coder, make_encounter):
+    encounter = make_encounter(1)
+    line = suggest_for_encounter(encounter.pk).lines.get()
+
+    response = coder_client.post(reverse("coding:accept_line", args=[line.pk]), HTTP_HX_REQUEST="true")
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "<html" not in html
+    assert 'data-testid="line-accepted"' in html and 'data-testid="accept-line"' not in html
+    assert html.count('data-testid="suggested-line"') == 1
+    assert "HX-Request" in response["Vary"]
+    line.refresh_from_db()
+    assert line.accepted_by == coder
+
+
+def test_accept_by_plain_post_redirects_and_twice_is_harmless(coder_client, make_encounter):
+    encounter = make_encounter(1)
+    line = suggest_for_encounter(encounter.pk).lines.get()
+    url = reverse("coding:accept_line", args=[line.pk])
+
+    first = coder_client.post(url)
+    second = coder_client.post(url)
+
+    assert first.status_code == second.status_code == 302
+    assert first["Location"] == review_url(encounter)
+    assert AuditEvent.objects.filter(action="coding.line.accepted").count() == 1
+
+
+def test_accept_is_post_only(coder_client, make_encounter):
+    line = suggest_for_encounter(make_encounter(1).pk).lines.get()
+    assert coder_client.get(reverse("coding:accept_line", args=[line.pk])).status_code == 405
+
+
+def test_accept_all(coder_client, make_encounter):
+    encounter = make_encounter(3)
+    suggestion = suggest_for_encounter(encounter.pk)
+
+    response = coder_client.post(reverse("coding:accept_all", args=[encounter.pk]))
+
+    assert response.status_code == 302
+    assert not suggestion.lines.filter(accepted_at__isnull=True).exists()
+    page = coder_client.get(review_url(encounter)).content.decode()
+    assert page.count('data-testid="line-accepted"') == suggestion.lines.count()
