@@ -490,18 +490,22 @@ def concurrent_infusions(w: Work) -> None:
                 if t is not s
                 and t.encounter == s.encounter
                 and t.group == s.group
-                and total_minutes(i for i in s.intervals) > 0
-                and total_minutes(subtract(s.intervals, t.intervals)) < total_minutes(s.intervals)
+                and _overlap_minutes(s, t) >= INFERRED_CONCURRENT_MINUTES
             ]
         for t in partners:
-            if t.concurrent:
+            if explicit:
+                # The administration marked concurrent_with is the concurrent
+                # one, unless it outranks its partner (chemo beside non-chemo).
+                lower = s if s.rank >= t.rank else t
+            else:
+                lower = s if t.order() < s.order() else t
+            other = t if lower is s else s
+            if lower.concurrent or other.concurrent:
                 continue
-            # The lower-ranked (or later) of the pair is the concurrent one.
-            lower = s if t.order() < s.order() else t
             if lower.family == "chemo_complex":
                 w.warn(
                     "concurrent_chemo",
-                    f"{lower.label} ran concurrently with {(t if lower is s else s).label}; there is no concurrent chemo code, coded in sequence.",
+                    f"{lower.label} ran concurrently with {other.label}; there is no concurrent chemo code, coded in sequence.",
                     lower.admin_ids,
                     ("R25",),
                 )
@@ -515,6 +519,15 @@ def concurrent_infusions(w: Work) -> None:
                     lower.admin_ids,
                     ("R25",),
                 )
+
+
+def _overlap_minutes(a: Service, b: Service) -> int:
+    return total_minutes(a.intervals) - total_minutes(subtract(a.intervals, b.intervals))
+
+
+# Overlap needed before two uncharted infusions are taken as concurrent: the
+# >16-minute reading of R25 (Haugen); shorter overlaps are charting slack.
+INFERRED_CONCURRENT_MINUTES = 16
 
 
 def code_iv_services(w: Work) -> None:
@@ -535,14 +548,8 @@ def code_iv_services(w: Work) -> None:
         groups: dict[str, list[Service]] = {}
         for s in services:
             groups.setdefault(s.group, []).append(s)
-        group_order = sorted(
-            groups.items(),
-            key=lambda kv: min(s.order() for s in kv[1] if not s.concurrent) if any(not s.concurrent for s in kv[1]) else min(s.order() for s in kv[1]),
-        )
-        for gi, (group, members) in enumerate(group_order):
-            candidates = [s for s in members if not s.concurrent] or members
-            initial = min(candidates, key=Service.order)
-            initial.concurrent = False
+        heads = sorted(((_initial_of(members), members) for members in groups.values()), key=lambda hm: hm[0].order())
+        for gi, (initial, members) in enumerate(heads):
             modifiers: list[str] = []
             rules: list[str] = ["R1", "R4", "R6"]
             why: list[str] = []
@@ -563,6 +570,15 @@ def code_iv_services(w: Work) -> None:
             initial_code = C.INITIAL_CODE[(initial.family, initial.kind)]
             for s in sorted((m for m in members if m is not initial), key=lambda m: (_sort_time(m.start), m.admin_ids[0])):
                 _code_subsequent(w, s, initial, initial_code, pushed, concurrent_done)
+
+
+def _initial_of(members: list[Service]) -> Service:
+    """Best-ranked service of a site group (R4, R6, R7); a concurrent infusion
+    never takes the slot while anything else is there (R25)."""
+    candidates = [s for s in members if not s.concurrent] or members
+    initial = min(candidates, key=Service.order)
+    initial.concurrent = False
+    return initial
 
 
 def _code_initial(w: Work, s: Service, modifiers: tuple[str, ...], rules: tuple[str, ...], why: list[str]) -> None:

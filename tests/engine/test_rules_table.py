@@ -80,6 +80,22 @@ ROWS = [
      doc(adm("1", "chemo_complex", stop=180), adm("2", "hydration", stop=180, concurrent_with="1")), [("96413", 1), ("96415", 2)]),
     ("R30 only non-overlapping hydration minutes count",
      doc(adm("1", stop=60, drug="x"), adm("2", "hydration", start=-60, stop=120)), [("96365", 1), ("96361", 2)]),
+    ("R25 overlap of 16+ min without concurrent_with is inferred concurrent",
+     doc(adm("1", "chemo_complex", stop=120), adm("2", start=60, stop=90)), [("96413", 1), ("96415", 1), ("96368", 1)]),
+    ("R25 a few minutes of charting overlap stays sequential",
+     doc(adm("1", "chemo_complex", stop=120), adm("2", start=115, stop=175)), [("96413", 1), ("96415", 1), ("96367", 1)]),
+    ("R25 marked concurrent ther beside ther: one initial, one 96368",
+     doc(adm("1", stop=60), adm("2", start=10, stop=50, concurrent_with="1")), [("96365", 1), ("96368", 1)]),
+    # R23: chemo started on a pump, no stop time.
+    ("R23 chemo pump start is 96416",
+     doc(adm("1", "chemo_complex", stop=None), other=(OtherService("supplies", "portable infusion pump"),)), [("96416", 1)]),
+    ("R23 pump start beside a chemo push",
+     doc(adm("1", "chemo_complex", "iv_push", stop=3), adm("2", "chemo_complex", start=5, stop=None, pump=True, drug="y")),
+     [("96409", 1), ("96416", 1)]),
+    # R51: declotting.
+    ("R51 alteplase into a port is 36593, not the initial",
+     doc(adm("1", route="iv_push", stop=2, drug="alteplase", site="P"), adm("2", "chemo_complex", start=30, stop=150, site="P"),
+         sites=(AccessSite("P", "port"),)), [("36593", 1), ("96413", 1), ("96415", 1)]),
     # R26: same bag is one infusion.
     ("R26 two drugs in one bag", doc(adm("1", "chemo_complex", stop=60, bag="b"), adm("2", stop=60, bag="b")), [("96413", 1)]),
     # R29: kvo, flush, vehicle.
