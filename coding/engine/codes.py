@@ -51,9 +51,26 @@ ADDON_PRIMARIES: dict[str, frozenset[str]] = {
 # Codes that are drug administration services (R39: 99211 never with them).
 ADMINISTRATION_CODES = frozenset(
     {
-        "96360", "96361", "96365", "96366", "96367", "96368", "96372", "96373",
-        "96374", "96375", "96376", "96401", "96402", "96409", "96411", "96413",
-        "96415", "96416", "96417", "96523",
+        "96360",
+        "96361",
+        "96365",
+        "96366",
+        "96367",
+        "96368",
+        "96372",
+        "96373",
+        "96374",
+        "96375",
+        "96376",
+        "96401",
+        "96402",
+        "96409",
+        "96411",
+        "96413",
+        "96415",
+        "96416",
+        "96417",
+        "96523",
     }
 )
 
@@ -70,7 +87,12 @@ PORT_FLUSH_CODE = "96523"  # R42
 
 # Hormonal antineoplastics take 96402 when given SC/IM (D13, R34).
 HORMONAL_ANTINEOPLASTICS = (
-    "leuprolide", "goserelin", "triptorelin", "degarelix", "fulvestrant", "histrelin",
+    "leuprolide",
+    "goserelin",
+    "triptorelin",
+    "degarelix",
+    "fulvestrant",
+    "histrelin",
 )
 
 # Thrombolytics used to clear an occluded catheter (R51).

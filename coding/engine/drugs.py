@@ -66,7 +66,12 @@ def drug_lines(w: "Work") -> None:
         ids = tuple(a.id for a in members)
         unit = next((a.hcpcs_unit for a in members if a.hcpcs_unit is not None), None)
         if unit is None or unit.value <= 0:
-            w.warn("billing_unit_unknown", f"{hcpcs}: billing unit not given; drug line left to the catalog/coder.", ids, ("R46",))
+            w.warn(
+                "billing_unit_unknown",
+                f"{hcpcs}: billing unit not given; drug line left to the catalog/coder.",
+                ids,
+                ("R46",),
+            )
             continue
         total = Decimal(0)
         ok = True
@@ -79,7 +84,12 @@ def drug_lines(w: "Work") -> None:
                 break
             total += amount
         if not ok:
-            w.warn("dose_unit_mismatch", f"{hcpcs}: dose unit does not convert to the billing unit {unit.unit}.", ids, ("R46",))
+            w.warn(
+                "dose_unit_mismatch",
+                f"{hcpcs}: dose unit does not convert to the billing unit {unit.unit}.",
+                ids,
+                ("R46",),
+            )
             continue
         if total <= 0:
             w.warn("dose_missing", f"{hcpcs}: no administered amount charted.", ids, ("R46",))
@@ -94,16 +104,33 @@ def drug_lines(w: "Work") -> None:
         label = members[0].drug
         base = f"{label}: {_fmt(total)} {unit.unit} at {_fmt(per)} {unit.unit} per unit = {units} unit(s)"
         if not containers:
-            w.warn("container_not_documented", f"{hcpcs}: container type not charted; JW/JZ cannot be decided.", ids, ("R47", "R48"))
+            w.warn(
+                "container_not_documented",
+                f"{hcpcs}: container type not charted; JW/JZ cannot be decided.",
+                ids,
+                ("R47", "R48"),
+            )
             w.line(hcpcs, units, admins=ids, rules=rules, explanation=base, when=when, ndc=ndc)
             continue
         if any(c.type == "multi_dose" for c in containers):
-            w.line(hcpcs, units, admins=ids, rules=rules + ("R47", "R48"), when=when, ndc=ndc,
-                   explanation=base + "; multiple-dose container, no JW/JZ")
+            w.line(
+                hcpcs,
+                units,
+                admins=ids,
+                rules=rules + ("R47", "R48"),
+                when=when,
+                ndc=ndc,
+                explanation=base + "; multiple-dose container, no JW/JZ",
+            )
             continue
         wasted = [a.wasted for a in members if a.container is not None]
         if any(q is None for q in wasted):
-            w.warn("waste_not_documented", f"{hcpcs}: single-dose container without a charted discarded amount.", ids, ("R47", "R48"))
+            w.warn(
+                "waste_not_documented",
+                f"{hcpcs}: single-dose container without a charted discarded amount.",
+                ids,
+                ("R47", "R48"),
+            )
             w.line(hcpcs, units, admins=ids, rules=rules, explanation=base, when=when, ndc=ndc)
             continue
         waste_amount = Decimal(0)
@@ -113,14 +140,41 @@ def drug_lines(w: "Work") -> None:
             waste_amount += converted if converted is not None else Decimal(0)
         waste_units = math.floor(waste_amount / per)
         if waste_units >= 1:
-            w.line(hcpcs, units, admins=ids, rules=rules + ("R47",), when=when, ndc=ndc,
-                   explanation=base + "; administered amount, discard billed on its own JW line")
-            w.line(hcpcs, waste_units, admins=ids, rules=("R47",) + rules[1:], modifiers=("JW",), when=when, ndc=ndc,
-                   explanation=f"{label}: {_fmt(waste_amount)} {unit.unit} discarded from single-dose container(s) = {waste_units} unit(s), rounded down")
+            w.line(
+                hcpcs,
+                units,
+                admins=ids,
+                rules=rules + ("R47",),
+                when=when,
+                ndc=ndc,
+                explanation=base + "; administered amount, discard billed on its own JW line",
+            )
+            w.line(
+                hcpcs,
+                waste_units,
+                admins=ids,
+                rules=("R47",) + rules[1:],
+                modifiers=("JW",),
+                when=when,
+                ndc=ndc,
+                explanation=f"{label}: {_fmt(waste_amount)} {unit.unit} discarded from single-dose container(s) = {waste_units} unit(s), rounded down",
+            )
         else:
-            extra = "nothing discarded" if waste_amount == 0 else f"{_fmt(waste_amount)} {unit.unit} discarded is less than one unit"
-            w.line(hcpcs, units, admins=ids, rules=rules + ("R48",) + (("D8", "R47") if waste_amount else ()), modifiers=("JZ",),
-                   when=when, ndc=ndc, explanation=base + f"; {extra}, JZ")
+            extra = (
+                "nothing discarded"
+                if waste_amount == 0
+                else f"{_fmt(waste_amount)} {unit.unit} discarded is less than one unit"
+            )
+            w.line(
+                hcpcs,
+                units,
+                admins=ids,
+                rules=rules + ("R48",) + (("D8", "R47") if waste_amount else ()),
+                modifiers=("JZ",),
+                when=when,
+                ndc=ndc,
+                explanation=base + f"; {extra}, JZ",
+            )
 
 
 def _fmt(d: Decimal) -> str:

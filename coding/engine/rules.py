@@ -36,7 +36,7 @@ from .timing import (
     subtract,
     total_minutes,
 )
-from .types import Administration, EncounterDoc, Line, NotBilled, OtherService, Warning
+from .types import Administration, EncounterDoc, Line, NotBilled, Warning
 
 IV_ROUTES = ("iv_infusion", "iv_push")
 INJECTION_ROUTES = ("subcutaneous", "intramuscular", "intra_arterial")
@@ -275,9 +275,7 @@ def no_stop_time(w: Work) -> None:
     """R16, D10, R23: without a stop time the duration is unknown.  Hydration is
     not reported; a chemo infusion started on a portable pump is 96416; any
     other drug infusion falls back to the push code with a warning."""
-    supplies_pump = any(
-        s.kind == "supplies" and "pump" in s.detail.lower() for s in w.doc.other_services
-    )
+    supplies_pump = any(s.kind == "supplies" and "pump" in s.detail.lower() for s in w.doc.other_services)
     for adm in w.pending("iv_infusion"):
         if (adm.stop is not None and adm.start is not None) or adm.continuously_present:
             continue
@@ -290,8 +288,12 @@ def no_stop_time(w: Work) -> None:
                 ("R16", "D10"),
                 "Hydration duration cannot be established without start and stop times.",
             )
-            w.warn("no_stop_time" if missing == "stop" else "no_start_time",
-                   f"{adm.drug}: no {missing} time charted; hydration is not reportable.", (adm.id,), ("R16", "D10"))
+            w.warn(
+                "no_stop_time" if missing == "stop" else "no_start_time",
+                f"{adm.drug}: no {missing} time charted; hydration is not reportable.",
+                (adm.id,),
+                ("R16", "D10"),
+            )
             continue
         if adm.admin_class == "chemo_complex" and (adm.pump or supplies_pump):
             w.handled.add(adm.id)
@@ -379,7 +381,9 @@ def iv_services(w: Work) -> None:
             Service(
                 key=key,
                 label=first.drug,
-                family=first.admin_class if all(a.admin_class == first.admin_class for a in members) else "chemo_complex",
+                family=first.admin_class
+                if all(a.admin_class == first.admin_class for a in members)
+                else "chemo_complex",
                 kind=kind,
                 encounter=encounter,
                 group=_site_group(w.doc, first.access_site),
@@ -411,23 +415,31 @@ def hydration(w: Work) -> None:
                 ("R31", "R29"),
                 "Hydration is billable only when medically necessary or treating an adverse reaction.",
             )
-            w.warn("hydration_necessity", f"{adm.drug}: purpose '{adm.purpose}' does not support hydration.", (adm.id,), ("R31",))
+            w.warn(
+                "hydration_necessity",
+                f"{adm.drug}: purpose '{adm.purpose}' does not support hydration.",
+                (adm.id,),
+                ("R31",),
+            )
             continue
         if any(word in adm.drug.lower() for word in ("potassium", "kcl", "magnesium", "calcium", "phosph")):
-            w.warn("electrolyte_bag", f"{adm.drug}: electrolyte replacement may be a therapeutic infusion (96365), not hydration; coder review.",
-                   (adm.id,), ("R3",))
+            w.warn(
+                "electrolyte_bag",
+                f"{adm.drug}: electrolyte replacement may be a therapeutic infusion (96365), not hydration; coder review.",
+                (adm.id,),
+                ("R3",),
+            )
         if adm.dose is not None and adm.dose.unit == "mL" and adm.dose.value <= 500:
-            w.warn("hydration_volume", f"{adm.drug}: {adm.dose.value} mL; some local policies question hydration of 500 mL or less.",
-                   (adm.id,), ("R33",))
+            w.warn(
+                "hydration_volume",
+                f"{adm.drug}: {adm.dose.value} mL; some local policies question hydration of 500 mL or less.",
+                (adm.id,),
+                ("R33",),
+            )
         groups.setdefault((adm.encounter, _site_group(w.doc, adm.access_site)), []).append(adm)
     for (encounter, group), members in sorted(groups.items()):
         own = merge(i for a in members for i in running_intervals(a))
-        others = [
-            i
-            for s in w.services
-            if s.encounter == encounter and s.family != "hydration"
-            for i in s.intervals
-        ]
+        others = [i for s in w.services if s.encounter == encounter and s.family != "hydration" for i in s.intervals]
         alone = subtract(own, others)
         gross = total_minutes(own)
         minutes = total_minutes(alone)
@@ -568,7 +580,9 @@ def code_iv_services(w: Work) -> None:
             if initial.kind == "push":
                 pushed[initial.key] = initial.start
             initial_code = C.INITIAL_CODE[(initial.family, initial.kind)]
-            for s in sorted((m for m in members if m is not initial), key=lambda m: (_sort_time(m.start), m.admin_ids[0])):
+            for s in sorted(
+                (m for m in members if m is not initial), key=lambda m: (_sort_time(m.start), m.admin_ids[0])
+            ):
                 _code_subsequent(w, s, initial, initial_code, pushed, concurrent_done)
 
 
@@ -584,7 +598,11 @@ def _initial_of(members: list[Service]) -> Service:
 def _code_initial(w: Work, s: Service, modifiers: tuple[str, ...], rules: tuple[str, ...], why: list[str]) -> None:
     code = C.INITIAL_CODE[(s.family, s.kind)]
     when = w.date_of(s.start)
-    reason = "; ".join(why) if why else "highest-ranked service of the encounter (hierarchy: chemo infusion > chemo push > therapeutic infusion > therapeutic push > hydration)"
+    reason = (
+        "; ".join(why)
+        if why
+        else "highest-ranked service of the encounter (hierarchy: chemo infusion > chemo push > therapeutic infusion > therapeutic push > hydration)"
+    )
     rules = rules + s.rules
     if s.kind == "infusion":
         rules += ("R20",) if s.family != "hydration" else ("R19", "R20")
@@ -623,11 +641,23 @@ def _code_subsequent(
     base = ("R4", "R7", "R8") + s.rules
     if s.concurrent:
         if s.encounter in concurrent_done:
-            w.skip(f"{s.label}: further concurrent infusion", s.admin_ids, ("R25",), "96368 is reported once per encounter.")
+            w.skip(
+                f"{s.label}: further concurrent infusion",
+                s.admin_ids,
+                ("R25",),
+                "96368 is reported once per encounter.",
+            )
             return
         concurrent_done.add(s.encounter)
-        w.line("96368", 1, admins=s.admin_ids, rules=base + ("R25",), when=when, minutes=s.minutes,
-               explanation=f"{s.label} ran concurrently through the same access: concurrent infusion, once per encounter, not timed")
+        w.line(
+            "96368",
+            1,
+            admins=s.admin_ids,
+            rules=base + ("R25",),
+            when=when,
+            minutes=s.minutes,
+            explanation=f"{s.label} ran concurrently through the same access: concurrent infusion, once per encounter, not timed",
+        )
         return
     if s.family == "hydration":
         units = secondary_hydration_units(s.minutes or 0)
@@ -636,8 +666,16 @@ def _code_subsequent(
         policy = w.policy.secondary_hydration_59
         if policy == "always" or (policy == "chemo_initial_only" and initial_code in C.CHEMO_INITIALS):
             mods = ("59",)
-        w.line("96361", units, admins=s.admin_ids, rules=rules, minutes=s.minutes, modifiers=mods, when=when,
-               explanation=f"Secondary hydration after {initial_code}: {s.note} = {units} unit(s) (first unit at 31 min, then 91, 151 ...)")
+        w.line(
+            "96361",
+            units,
+            admins=s.admin_ids,
+            rules=rules,
+            minutes=s.minutes,
+            modifiers=mods,
+            when=when,
+            explanation=f"Secondary hydration after {initial_code}: {s.note} = {units} unit(s) (first unit at 31 min, then 91, 151 ...)",
+        )
         return
     if s.kind == "infusion":
         if s.family == "chemo_complex" and initial.family == "chemo_complex" and initial.kind == "infusion":
@@ -649,38 +687,83 @@ def _code_subsequent(
             code, hour = "96417", "96415"
         else:
             code, hour = "96367", "96366"
-        w.line(code, 1, admins=s.admin_ids, rules=base + ("R22",), minutes=s.minutes, when=when,
-               explanation=f"{s.label}: different {_family_word(s.family)} drug infused in sequence after the initial ({s.note})")
+        w.line(
+            code,
+            1,
+            admins=s.admin_ids,
+            rules=base + ("R22",),
+            minutes=s.minutes,
+            when=when,
+            explanation=f"{s.label}: different {_family_word(s.family)} drug infused in sequence after the initial ({s.note})",
+        )
         extra = addon_hours(s.minutes or 0)
-        w.line(hour, extra, admins=s.admin_ids, rules=("R20", "R22") + s.rules, minutes=s.minutes, when=when,
-               explanation=f"{s.label}: sequential infusion of {s.minutes} min gives {extra} additional hour(s)")
+        w.line(
+            hour,
+            extra,
+            admins=s.admin_ids,
+            rules=("R20", "R22") + s.rules,
+            minutes=s.minutes,
+            when=when,
+            explanation=f"{s.label}: sequential infusion of {s.minutes} min gives {extra} additional hour(s)",
+        )
         return
     # Pushes (R27, R28).
     if s.key not in pushed:
         pushed[s.key] = s.start
         code = "96411" if s.family == "chemo_complex" else "96375"
-        w.line(code, 1, admins=s.admin_ids, rules=base + ("R27",), minutes=s.minutes, when=when,
-               explanation=f"{s.label}: additional IV push of a new {_family_word(s.family)} drug ({s.note})")
+        w.line(
+            code,
+            1,
+            admins=s.admin_ids,
+            rules=base + ("R27",),
+            minutes=s.minutes,
+            when=when,
+            explanation=f"{s.label}: additional IV push of a new {_family_word(s.family)} drug ({s.note})",
+        )
         return
     last = pushed[s.key]
     gap = minutes_between(last, s.start) if last is not None and s.start is not None else None
     if s.family == "chemo_complex":
-        w.skip(f"{s.label}: repeat push of the same chemo drug", s.admin_ids, ("R27", "R28"),
-               "96411 is for each additional different drug; the repeat is covered by the drug units.")
+        w.skip(
+            f"{s.label}: repeat push of the same chemo drug",
+            s.admin_ids,
+            ("R27", "R28"),
+            "96411 is for each additional different drug; the repeat is covered by the drug units.",
+        )
         return
     if w.doc.setting != "facility":
-        w.skip(f"{s.label}: repeat push of the same drug", s.admin_ids, ("R28",),
-               "96376 is facility-only; in the office report the first push and bill the total drug units.")
+        w.skip(
+            f"{s.label}: repeat push of the same drug",
+            s.admin_ids,
+            ("R28",),
+            "96376 is facility-only; in the office report the first push and bill the total drug units.",
+        )
         return
     if gap is None or gap <= 30:
-        w.skip(f"{s.label}: repeat push of the same drug within 30 min", s.admin_ids, ("R28",),
-               "A repeat push is reported only more than 30 minutes after the prior reported push.")
+        w.skip(
+            f"{s.label}: repeat push of the same drug within 30 min",
+            s.admin_ids,
+            ("R28",),
+            "A repeat push is reported only more than 30 minutes after the prior reported push.",
+        )
         if gap is None:
-            w.warn("push_time_unknown", f"{s.label}: push time missing; cannot tell whether the repeat was more than 30 min later.", s.admin_ids, ("R28",))
+            w.warn(
+                "push_time_unknown",
+                f"{s.label}: push time missing; cannot tell whether the repeat was more than 30 min later.",
+                s.admin_ids,
+                ("R28",),
+            )
         return
     pushed[s.key] = s.start
-    w.line("96376", 1, admins=s.admin_ids, rules=base + ("R28",), minutes=s.minutes, when=when,
-           explanation=f"{s.label}: repeat push of the same drug {int(gap)} min after the prior reported push (facility)")
+    w.line(
+        "96376",
+        1,
+        admins=s.admin_ids,
+        rules=base + ("R28",),
+        minutes=s.minutes,
+        when=when,
+        explanation=f"{s.label}: repeat push of the same drug {int(gap)} min after the prior reported push (facility)",
+    )
 
 
 def injections(w: Work) -> None:
@@ -692,14 +775,23 @@ def injections(w: Work) -> None:
         w.handled.add(adm.id)
         code = _injection_code(adm)
         if code is None:
-            w.skip(f"{adm.drug}: {adm.route.replace('_', ' ')} {adm.admin_class} injection", (adm.id,), ("R34",),
-                   "No injection code in the rule set for this route and family.")
-            w.warn("unsupported_injection", f"{adm.drug}: {adm.route} {adm.admin_class} needs coder review.", (adm.id,), ("R34",))
+            w.skip(
+                f"{adm.drug}: {adm.route.replace('_', ' ')} {adm.admin_class} injection",
+                (adm.id,),
+                ("R34",),
+                "No injection code in the rule set for this route and family.",
+            )
+            w.warn(
+                "unsupported_injection",
+                f"{adm.drug}: {adm.route} {adm.admin_class} needs coder review.",
+                (adm.id,),
+                ("R34",),
+            )
             continue
         grouped.setdefault((adm.encounter, drug_key(adm), code), []).append(adm)
     seen_codes: dict[tuple[str, date], int] = {}
     items = sorted(grouped.items(), key=lambda kv: (_sort_time(kv[1][0].start), kv[1][0].id))
-    for (encounter, _key, code), members in items:
+    for (_encounter, _key, code), members in items:
         first = members[0]
         when = w.date_of(first.start)
         count = seen_codes.get((code, when), 0)
@@ -713,8 +805,15 @@ def injections(w: Work) -> None:
         if count:
             rules += ("D11", "R12")
         note = f"{len(members)} syringes of one dose = one injection" if len(members) > 1 else "one injection"
-        w.line(code, 1, admins=tuple(a.id for a in members), rules=rules, modifiers=mods, when=when,
-               explanation=f"{first.drug}: {first.route.replace('_', ' ')} injection ({note}), coded beside any IV service")
+        w.line(
+            code,
+            1,
+            admins=tuple(a.id for a in members),
+            rules=rules,
+            modifiers=mods,
+            when=when,
+            explanation=f"{first.drug}: {first.route.replace('_', ' ')} injection ({note}), coded beside any IV service",
+        )
 
 
 def _injection_code(adm: Administration) -> str | None:
@@ -743,18 +842,36 @@ def other_services(w: Work) -> None:
     em_lines = 0
     for s in em:
         if w.doc.setting == "facility":
-            w.skip(f"E/M {s.level}: {s.detail}", (), ("R43", "R2"), "A hospital claim does not carry the professional E/M.")
-            w.warn("facility_visit", "Hospital clinic visit: the facility reports G0463, the physician the E/M; coder to decide.", (), ("R43",))
+            w.skip(
+                f"E/M {s.level}: {s.detail}", (), ("R43", "R2"), "A hospital claim does not carry the professional E/M."
+            )
+            w.warn(
+                "facility_visit",
+                "Hospital clinic visit: the facility reports G0463, the physician the E/M; coder to decide.",
+                (),
+                ("R43",),
+            )
             continue
         level = s.level or ""
         if level not in C.EM_CODES:
-            w.warn("em_level", f"E/M level {level!r} is not an established-patient office level; coder review.", (), ("R40",))
+            w.warn(
+                "em_level",
+                f"E/M level {level!r} is not an established-patient office level; coder review.",
+                (),
+                ("R40",),
+            )
             continue
         if procedures:
             if s.significant_separately_identifiable:
                 em_lines += 1
-                w.line(level, 1, admins=(), rules=("R40",), modifiers=("25",),
-                       explanation=f"E/M {level}: significant, separately identifiable work on a procedure day ({s.detail})")
+                w.line(
+                    level,
+                    1,
+                    admins=(),
+                    rules=("R40",),
+                    modifiers=("25",),
+                    explanation=f"E/M {level}: significant, separately identifiable work on a procedure day ({s.detail})",
+                )
             else:
                 w.skip(f"E/M {level}: {s.detail}", (), ("R40",), "Routine assessment is part of the administration.")
         else:
@@ -763,15 +880,31 @@ def other_services(w: Work) -> None:
     flush_billed = False
     for s in (s for s in services if s.kind == "port_flush_only"):
         if procedures or em_lines or flush_billed:
-            w.skip(f"port flush: {s.detail}", (), ("R42", "R41"), "96523 is reported only when it is the sole service that day.")
+            w.skip(
+                f"port flush: {s.detail}",
+                (),
+                ("R42", "R41"),
+                "96523 is reported only when it is the sole service that day.",
+            )
         else:
             flush_billed = True
-            w.line(C.PORT_FLUSH_CODE, 1, admins=(), rules=("R42",), explanation=f"Port irrigation as the only service: {s.detail}")
+            w.line(
+                C.PORT_FLUSH_CODE,
+                1,
+                admins=(),
+                rules=("R42",),
+                explanation=f"Port irrigation as the only service: {s.detail}",
+            )
     for s in nurse:
         if w.doc.setting == "facility":
             w.skip(f"nurse visit: {s.detail}", (), ("R43", "R39"), "A hospital claim does not carry 99211.")
         elif procedures or em_lines or flush_billed:
-            w.skip(f"99211: {s.detail}", (), ("R39", "R42"), "99211 is never billed with drug administration or a procedure.")
+            w.skip(
+                f"99211: {s.detail}",
+                (),
+                ("R39", "R42"),
+                "99211 is never billed with drug administration or a procedure.",
+            )
         else:
             w.line("99211", 1, admins=(), rules=("R39",), explanation=f"Nurse visit as the only service: {s.detail}")
 
@@ -783,8 +916,18 @@ def addons_need_primary(w: Work) -> None:
     for l in w.lines:
         primaries = C.ADDON_PRIMARIES.get(l.code)
         if primaries is not None and not (primaries & present):
-            w.skip(f"{l.code} without its primary", l.administrations, ("R44",) + l.rules, "An add-on code never stands alone.")
-            w.warn("addon_without_primary", f"{l.code} had no eligible primary and was dropped.", l.administrations, ("R44",))
+            w.skip(
+                f"{l.code} without its primary",
+                l.administrations,
+                ("R44",) + l.rules,
+                "An add-on code never stands alone.",
+            )
+            w.warn(
+                "addon_without_primary",
+                f"{l.code} had no eligible primary and was dropped.",
+                l.administrations,
+                ("R44",),
+            )
             continue
         kept.append(l)
     w.lines = kept

@@ -55,7 +55,9 @@ class _Reader:
         self.path = path
 
     def fail(self, field: str, message: str) -> ScenarioError:
-        return ScenarioError("", self.path + field if field.startswith("[") or not self.path else f"{self.path}.{field}", message)
+        return ScenarioError(
+            "", self.path + field if field.startswith("[") or not self.path else f"{self.path}.{field}", message
+        )
 
     def get(self, obj: Mapping[str, Any], key: str, default: Any = _MISSING) -> Any:
         if key not in obj:
@@ -220,7 +222,9 @@ def parse_scenario(obj: dict[str, Any], *, path: str = "") -> EncounterDoc:
             count = cr.get(craw, "count", 1)
             if isinstance(count, bool) or not isinstance(count, int) or count < 1:
                 raise cr.fail("count", f"expected a positive integer, got {count!r}")
-            container = Container(type=cr.choice(craw, "type", CONTAINER_TYPES), size=cr.quantity(craw, "size"), count=count)
+            container = Container(
+                type=cr.choice(craw, "type", CONTAINER_TYPES), size=cr.quantity(craw, "size"), count=count
+            )
         encounter = raw.get("encounter", "1")
         if isinstance(encounter, int) and not isinstance(encounter, bool):
             encounter = str(encounter)
@@ -334,7 +338,12 @@ def result_to_json(scenario_id: str, result: CodingResult) -> dict[str, Any]:
             for l in result.lines
         ],
         "not_billed": [
-            {"description": n.description, "administrations": list(n.administrations), "rules": list(n.rules), "reason": n.reason}
+            {
+                "description": n.description,
+                "administrations": list(n.administrations),
+                "rules": list(n.rules),
+                "reason": n.reason,
+            }
             for n in result.not_billed
         ],
         "warnings": [

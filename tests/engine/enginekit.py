@@ -81,5 +81,7 @@ def admin_lines(result: CodingResult) -> collections.Counter[tuple[str, int, tup
     )
 
 
-def as_set(*lines: tuple[str, int] | tuple[str, int, tuple[str, ...]]) -> collections.Counter[tuple[str, int, tuple[str, ...]]]:
+def as_set(
+    *lines: tuple[str, int] | tuple[str, int, tuple[str, ...]],
+) -> collections.Counter[tuple[str, int, tuple[str, ...]]]:
     return collections.Counter((l[0], l[1], tuple(sorted(l[2])) if len(l) > 2 else ()) for l in lines)  # type: ignore[misc]

@@ -31,12 +31,14 @@ def _broken(change) -> list[dict[str, Any]]:
 def _del(key: str):
     def change(s: dict[str, Any]) -> None:
         del s[key]
+
     return change
 
 
 def _set_admin(index: int, key: str, value: Any):
     def change(s: dict[str, Any]) -> None:
         s["administrations"][index][key] = value
+
     return change
 
 
@@ -56,8 +58,11 @@ CASES = [
     ("unknown site", _set_admin(0, "access_site", "Z"), "[1].administrations[0].access_site"),
     ("bad dose unit", _set_admin(0, "dose", {"value": 5, "unit": "tablets"}), "[1].administrations[0].dose.unit"),
     ("negative dose", _set_admin(0, "dose", {"value": -5, "unit": "mg"}), "[1].administrations[0].dose.value"),
-    ("pause naive", _set_admin(2, "pauses", [["2025-06-10T10:00:00", "2025-06-10T10:10:00-04:00"]]),
-     "[1].administrations[2].pauses[0][0]"),
+    (
+        "pause naive",
+        _set_admin(2, "pauses", [["2025-06-10T10:00:00", "2025-06-10T10:10:00-04:00"]]),
+        "[1].administrations[2].pauses[0][0]",
+    ),
     ("bad concurrent_with", _set_admin(0, "concurrent_with", "99"), "[1].administrations[0].concurrent_with"),
     ("bad other service", lambda s: s["other_services"].append({"kind": "massage"}), "[1].other_services[2].kind"),
     ("bad site kind", lambda s: s["access_sites"][0].update(kind="arterial"), "[1].access_sites[0].kind"),
@@ -107,7 +112,7 @@ def test_parse_scenario_alone_names_field() -> None:
 
 
 def test_good_file_parses_to_aware_datetimes() -> None:
-    for raw, doc in load_scenario_file(SCENARIOS / "authoritative.json"):
+    for _raw, doc in load_scenario_file(SCENARIOS / "authoritative.json"):
         for a in doc.administrations:
             for moment in (a.start, a.stop):
                 assert moment is None or moment.utcoffset() is not None

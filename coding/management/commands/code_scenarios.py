@@ -33,6 +33,6 @@ class Command(BaseCommand):
             except ScenarioError as exc:
                 where = f"{exc.file}: field {exc.field}" if exc.field else exc.file
                 raise CommandError(f"{where}: {exc.message}", returncode=2) from None
-        for raw, doc in docs:
+        for _raw, doc in docs:
             result = evaluate(doc)
             self.stdout.write(json.dumps(result_to_json(doc.id, result), sort_keys=False))

@@ -32,8 +32,42 @@ IMPORT_USERNAME = "scenario-import"
 UNVERIFIED = "added by import_scenarios; unverified"
 
 # Invented names; picked deterministically from the scenario id.
-GIVEN_NAMES = ("Avery", "Beatrix", "Cormac", "Delphine", "Emeric", "Florence", "Gideon", "Hester", "Ignatius", "Juniper", "Kasimir", "Lavinia", "Mortimer", "Odalys", "Percival", "Rosalind")
-FAMILY_NAMES = ("Ashcombe", "Brackley", "Coldwell", "Dunmore", "Elsworth", "Fairlie", "Garside", "Holloway", "Inchbald", "Jessop", "Kettering", "Lindqvist", "Marchbank", "Northcote", "Oakhurst", "Pembury")
+GIVEN_NAMES = (
+    "Avery",
+    "Beatrix",
+    "Cormac",
+    "Delphine",
+    "Emeric",
+    "Florence",
+    "Gideon",
+    "Hester",
+    "Ignatius",
+    "Juniper",
+    "Kasimir",
+    "Lavinia",
+    "Mortimer",
+    "Odalys",
+    "Percival",
+    "Rosalind",
+)
+FAMILY_NAMES = (
+    "Ashcombe",
+    "Brackley",
+    "Coldwell",
+    "Dunmore",
+    "Elsworth",
+    "Fairlie",
+    "Garside",
+    "Holloway",
+    "Inchbald",
+    "Jessop",
+    "Kettering",
+    "Lindqvist",
+    "Marchbank",
+    "Northcote",
+    "Oakhurst",
+    "Pembury",
+)
 
 
 def demo_clinic_name(time_zone: str) -> str:
@@ -43,7 +77,11 @@ def demo_clinic_name(time_zone: str) -> str:
 def patient_identity(scenario_id: str) -> tuple[str, str, str]:
     """(MRN, given name, family name), invented and stable for a scenario id."""
     digest = hashlib.sha256(scenario_id.encode()).hexdigest()
-    return f"SCN-{digest[:8].upper()}", GIVEN_NAMES[int(digest[8:10], 16) % len(GIVEN_NAMES)], FAMILY_NAMES[int(digest[10:12], 16) % len(FAMILY_NAMES)]
+    return (
+        f"SCN-{digest[:8].upper()}",
+        GIVEN_NAMES[int(digest[8:10], 16) % len(GIVEN_NAMES)],
+        FAMILY_NAMES[int(digest[10:12], 16) % len(FAMILY_NAMES)],
+    )
 
 
 class Command(BaseCommand):
@@ -51,7 +89,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("files", nargs="+", metavar="FILE")
-        parser.add_argument("--no-sign", dest="sign", action="store_false", help="Leave the encounters as drafts (not signed, not coded).")
+        parser.add_argument(
+            "--no-sign",
+            dest="sign",
+            action="store_false",
+            help="Leave the encounters as drafts (not signed, not coded).",
+        )
 
     def handle(self, *args: Any, files: list[str], sign: bool, **options: Any) -> None:
         # Validate every file before writing anything.
@@ -77,9 +120,19 @@ class Command(BaseCommand):
                 if refused:
                     message += f"; signed as documented although: {refused}"
                 suggestion = suggest_for_encounter(encounter.pk)
-                lines = ", ".join(f"{line.code}x{line.units}{''.join('-' + m for m in line.modifiers)}" for line in suggestion.lines.all())
+                lines = ", ".join(
+                    f"{line.code}x{line.units}{''.join('-' + m for m in line.modifiers)}"
+                    for line in suggestion.lines.all()
+                )
                 message += f"; signed and coded: {lines or 'no lines'}"
-            not_charted = sorted({field for adm in doc.administrations for field in ("container", "wasted", "ndc") if getattr(adm, field)})
+            not_charted = sorted(
+                {
+                    field
+                    for adm in doc.administrations
+                    for field in ("container", "wasted", "ndc")
+                    if getattr(adm, field)
+                }
+            )
             if not_charted:
                 message += f" (not charted yet, left out: {', '.join(not_charted)})"
             self.stdout.write(message)
@@ -88,10 +141,18 @@ class Command(BaseCommand):
         """Values the engine accepts but the chart cannot hold yet: fail before writing."""
         for i, adm in enumerate(doc.administrations):
             if adm.purpose not in Purpose.values:
-                raise CommandError(f"{doc.id}: administrations[{i}].purpose: {adm.purpose!r} cannot be charted yet", returncode=2)
-            for field, value, limit in (("id", adm.id, 20), ("bag", adm.bag or "", 20), ("encounter", adm.encounter, 10)):
+                raise CommandError(
+                    f"{doc.id}: administrations[{i}].purpose: {adm.purpose!r} cannot be charted yet", returncode=2
+                )
+            for field, value, limit in (
+                ("id", adm.id, 20),
+                ("bag", adm.bag or "", 20),
+                ("encounter", adm.encounter, 10),
+            ):
                 if len(value) > limit:
-                    raise CommandError(f"{doc.id}: administrations[{i}].{field}: longer than {limit} characters", returncode=2)
+                    raise CommandError(
+                        f"{doc.id}: administrations[{i}].{field}: longer than {limit} characters", returncode=2
+                    )
         for i, site in enumerate(doc.access_sites):
             if len(site.id) > 20:
                 raise CommandError(f"{doc.id}: access_sites[{i}].id: longer than 20 characters", returncode=2)
@@ -99,7 +160,9 @@ class Command(BaseCommand):
     def _import_user(self):
         """The (inactive) account recorded as the signer of imported encounters."""
         User = get_user_model()
-        user, created = User.objects.get_or_create(username=IMPORT_USERNAME, defaults={"first_name": "Scenario", "last_name": "import", "is_active": False})
+        user, created = User.objects.get_or_create(
+            username=IMPORT_USERNAME, defaults={"first_name": "Scenario", "last_name": "import", "is_active": False}
+        )
         if created:
             user.set_unusable_password()
             user.save(update_fields=["password"])
@@ -136,7 +199,9 @@ def store_scenario(doc: EncounterDoc) -> Encounter:
     """Chart one scenario as a draft encounter; returns it."""
     clinic, _ = Clinic.objects.get_or_create(name=demo_clinic_name(doc.timezone), defaults={"time_zone": doc.timezone})
     mrn, given, family = patient_identity(doc.id)
-    patient, _ = Patient.objects.get_or_create(clinic=clinic, mrn=mrn, defaults={"given_name": given, "family_name": family})
+    patient, _ = Patient.objects.get_or_create(
+        clinic=clinic, mrn=mrn, defaults={"given_name": given, "family_name": family}
+    )
     encounter = Encounter.objects.create(
         patient=patient,
         clinic=clinic,
@@ -178,7 +243,9 @@ def store_scenario(doc: EncounterDoc) -> Encounter:
             visit=adm.encounter,
             hcpcs_override=override,
         )
-        Pause.objects.bulk_create(Pause(administration=row, paused_at=start, resumed_at=end) for start, end in adm.pauses)
+        Pause.objects.bulk_create(
+            Pause(administration=row, paused_at=start, resumed_at=end) for start, end in adm.pauses
+        )
         rows[adm.id] = row
     for adm in doc.administrations:
         if adm.concurrent_with:
@@ -215,6 +282,14 @@ def sign_imported(encounter: Encounter, *, actor: Any) -> str:
         return ""
     except ChartingError as exc:
         with transaction.atomic():
-            Encounter.objects.filter(pk=encounter.pk, status=Encounter.Status.DRAFT).update(status=Encounter.Status.SIGNED, signed_by=actor, signed_at=timezone.now())
-            record("coding.scenario.signed_as_documented", actor=actor, obj=encounter, patient_id=encounter.patient_id, detail={"scenario": encounter.external_id, "refused_because": str(exc)})
+            Encounter.objects.filter(pk=encounter.pk, status=Encounter.Status.DRAFT).update(
+                status=Encounter.Status.SIGNED, signed_by=actor, signed_at=timezone.now()
+            )
+            record(
+                "coding.scenario.signed_as_documented",
+                actor=actor,
+                obj=encounter,
+                patient_id=encounter.patient_id,
+                detail={"scenario": encounter.external_id, "refused_because": str(exc)},
+            )
         return str(exc)
