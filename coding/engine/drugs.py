@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from .types import Administration, Quantity
 
 if TYPE_CHECKING:
-    from .rules import Work
+    from .state import Work
 
 _MASS_IN_MG = {"mg": Decimal(1), "g": Decimal(1000), "mcg": Decimal("0.001")}
 

@@ -8,7 +8,8 @@ from .codes import INITIAL_CODE, INJECTION_CODES
 _UNMERGED = frozenset(INITIAL_CODE.values()) | INJECTION_CODES
 from .drugs import drug_lines
 from .policy import MEDICARE, PayerPolicy, policy_for
-from .rules import RULES, Work, _sort_time, record_billed_hydration
+from .rules import RULES, record_billed_hydration
+from .state import Work, sort_time
 from .types import CodingResult, EncounterDoc, Line
 
 RULESET_VERSION = "2025.1-admin+drug"
@@ -32,7 +33,7 @@ def evaluate(doc: EncounterDoc, policy: PayerPolicy | None = None) -> CodingResu
         chosen = policy_for(doc.payer)
         if chosen is None:
             chosen, fallback = MEDICARE, True
-    ordered = tuple(sorted(doc.administrations, key=lambda a: (_sort_time(a.start), a.id)))
+    ordered = tuple(sorted(doc.administrations, key=lambda a: (sort_time(a.start), a.id)))
     work = Work(doc=doc, policy=chosen, administrations=ordered)
     if fallback:
         work.warn(
