@@ -26,7 +26,13 @@ from django.db.models import Prefetch, prefetch_related_objects
 
 from charting.models import Administration as AdministrationRow
 from charting.models import Encounter
-from coding.engine import AccessSite, Administration, EncounterDoc, OtherService, Quantity
+from coding.engine import (
+    AccessSite,
+    Administration,
+    EncounterDoc,
+    OtherService,
+    Quantity,
+)
 from coding.engine.timing import running_minutes
 
 

@@ -14,7 +14,14 @@ import pytest
 from django.utils import timezone
 
 from charting.models import Clinic, Encounter
-from tests.factories import AccessSiteFactory, AdministrationFactory, DrugFactory, EncounterFactory, PatientFactory, UserFactory
+from tests.factories import (
+    AccessSiteFactory,
+    AdministrationFactory,
+    DrugFactory,
+    EncounterFactory,
+    PatientFactory,
+    UserFactory,
+)
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 
@@ -47,7 +54,7 @@ def make_encounter(clinic):
                 label=str(i + 1),
                 drug=DrugFactory(name=f"test drug {i}", hcpcs="", billing_unit_value=None, billing_unit_unit="", admin_family="therapeutic"),
                 access_site=site,
-                dose_value=Decimal("100"),
+                dose_value=Decimal(100),
                 started_at=start + dt.timedelta(minutes=61 * i),
                 stopped_at=start + dt.timedelta(minutes=61 * i + 60),
             )
@@ -64,7 +71,7 @@ def _broker_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
+def celery_worker_process(django_db_setup, tmp_path_factory):
     """`celery -A infusion_site worker` as a subprocess on the TEST database and
     Redis db 15 (flushed first). Yields the Popen; terminated at session end."""
     import redis
@@ -76,31 +83,29 @@ def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
     log_path = tmp_path_factory.mktemp("celery") / "worker.log"
     celery = str(Path(sys.executable).with_name("celery"))
     hostname = f"chairside-test-{os.getpid()}@localhost"
-    log = open(log_path, "w")
-    proc = subprocess.Popen(
-        [celery, "-A", "infusion_site", "worker", "--pool=solo", "-Q", "celery", "--loglevel=INFO", "-n", hostname, "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=BASE_DIR,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"Celery worker exited with {proc.returncode}:\n{log_path.read_text()}")
-            if " ready." in log_path.read_text():
-                break
-            if time.monotonic() > deadline:
-                pytest.fail(f"Celery worker not ready after 60 s:\n{log_path.read_text()}")
-            time.sleep(0.2)
-        proc.log_path = log_path
-        yield proc
-    finally:
-        proc.terminate()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [celery, "-A", "infusion_site", "worker", "--pool=solo", "-Q", "celery", "--loglevel=INFO", "-n", hostname, "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            cwd=BASE_DIR,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+            deadline = time.monotonic() + 60
+            # Celery logs "<hostname> ready." once it consumes from the queue.
+            while " ready." not in log_path.read_text():
+                if proc.poll() is not None:
+                    pytest.fail(f"Celery worker exited with {proc.returncode}:\n{log_path.read_text()}")
+                if time.monotonic() > deadline:
+                    pytest.fail(f"Celery worker not ready after 60 s:\n{log_path.read_text()}")
+                time.sleep(0.2)
+            proc.log_path = log_path
+            yield proc
+        finally:
+            proc.terminate()  # warm shutdown: finishes the current task
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -35,7 +35,7 @@ def test_encounter_doc_takes_the_same_queries_for_1_and_10_administrations(make_
 def test_encounter_doc_maps_the_chart(make_encounter):
     encounter = make_encounter(2)
     first, second = encounter.administrations.order_by("started_at")
-    first.drug.hcpcs, first.drug.billing_unit_value, first.drug.billing_unit_unit = "J9999", Decimal("10"), "mg"
+    first.drug.hcpcs, first.drug.billing_unit_value, first.drug.billing_unit_unit = "J9999", Decimal(10), "mg"
     first.drug.save()
     Administration.objects.filter(pk=second.pk).update(hcpcs_override="J8888", visit="2", concurrent_with=first, bag="B1")
 
@@ -47,7 +47,7 @@ def test_encounter_doc_maps_the_chart(make_encounter):
     assert doc.timezone == "America/New_York" and doc.setting == "office" and doc.payer == "medicare"
     assert doc.access_sites[0].id == str(site.pk) and a1.access_site == str(site.pk)
     assert a1.hcpcs == "J9999" and a1.hcpcs_unit.value == 10 and a1.hcpcs_unit.unit == "mg"
-    assert a1.dose.value == Decimal("100") and str(a1.dose.value) == "100"
+    assert a1.dose.value == Decimal(100) and str(a1.dose.value) == "100"
     assert a2.hcpcs == "J8888" and a2.hcpcs_unit is None  # the catalog unit belongs to another code
     assert a2.encounter == "2" and a2.concurrent_with == str(first.pk) and a2.bag == "B1"
     assert a1.start.tzinfo is not None

@@ -8,7 +8,12 @@ from audit.models import AuditEvent
 from charting.models import Administration, Pause
 from coding.engine import RULESET_VERSION
 from coding.models import SuggestedLine, Suggestion
-from coding.services import CodingError, accept_all_lines, accept_line, suggest_for_encounter
+from coding.services import (
+    CodingError,
+    accept_all_lines,
+    accept_line,
+    suggest_for_encounter,
+)
 
 pytestmark = pytest.mark.django_db
 

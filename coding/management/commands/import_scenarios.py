@@ -23,9 +23,19 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import record
-from charting.models import AccessSite, Administration, Clinic, Drug, Encounter, OtherService, Patient, Pause, Purpose
-from coding.engine import EncounterDoc, ScenarioError, load_scenario_file
+from charting.models import (
+    AccessSite,
+    Administration,
+    Clinic,
+    Drug,
+    Encounter,
+    OtherService,
+    Patient,
+    Pause,
+    Purpose,
+)
 from coding.engine import Administration as DocAdministration
+from coding.engine import EncounterDoc, ScenarioError, load_scenario_file
 from coding.services import suggest_for_encounter
 
 IMPORT_USERNAME = "scenario-import"
