@@ -11,7 +11,14 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from coding.engine import AccessSite, Administration, CodingResult, EncounterDoc, OtherService, Quantity
+from coding.engine import (
+    AccessSite,
+    Administration,
+    CodingResult,
+    EncounterDoc,
+    OtherService,
+    Quantity,
+)
 
 TZ = ZoneInfo("America/New_York")
 DAY = date(2025, 6, 10)

@@ -11,7 +11,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from enginekit import adm, admin_lines, as_set, at, doc
 
-from coding.engine import MEDICARE, AccessSite, OtherService, PayerPolicy, Quantity, evaluate
+from coding.engine import (
+    MEDICARE,
+    AccessSite,
+    OtherService,
+    PayerPolicy,
+    Quantity,
+    evaluate,
+)
 from coding.engine.timing import addon_hours, secondary_hydration_units
 
 NY = ZoneInfo("America/New_York")
