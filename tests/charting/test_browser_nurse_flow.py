@@ -9,7 +9,7 @@ from tests.factories import PASSWORD, DrugFactory, PatientFactory
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_nurse_charts_and_signs_an_encounter(live_server, page_factory, nurse, clinic, monkeypatch):
+def test_nurse_charts_and_signs_an_encounter(live_server, page_factory, nurse, clinic, monkeypatch):  # noqa: F811
     # The coding task is the coder side's; here we only check signing asks for it.
     enqueued = []
     monkeypatch.setattr(services, "_enqueue_suggestion", enqueued.append)
