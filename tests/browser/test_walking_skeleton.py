@@ -1,0 +1,99 @@
+"""The whole path of one encounter in a real browser, with a real Celery worker.
+
+Nurse (tablet viewport): log in, open today's encounter, add an access site, add
+a drug, tap Start and Stop, sign. Signing enqueues the coding task after commit;
+the worker (Redis broker, test database) runs the engine. Coder: log in, open
+the queue, see the suggested line with its rule ids, accept it.
+"""
+
+import datetime as dt
+import time
+
+import pytest
+from django.utils import timezone
+
+from charting.models import Administration, Encounter
+from coding.models import Suggestion
+from tests.coding.conftest import celery_worker_process  # noqa: F401  (real worker on Redis)
+from tests.factories import PASSWORD, DrugFactory, PatientFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+def _log_in(page, base_url, username):
+    page.goto(base_url + "/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+
+
+def _wait_for_suggestion(encounter, seconds=45):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        suggestion = Suggestion.objects.current().filter(encounter=encounter).first()
+        if suggestion is not None:
+            return suggestion
+        time.sleep(0.3)
+    pytest.fail(f"no suggestion for the signed encounter after {seconds} s")
+
+
+def test_nurse_charts_worker_codes_coder_accepts(live_server, page_factory, celery_worker_process, nurse, coder, clinic):  # noqa: F811
+    DrugFactory(name="infliximab", hcpcs="J1745", admin_family="chemo_complex")
+    PatientFactory(clinic=clinic, family_name="Quill", given_name="Hester", mrn="E2E-1")
+
+    # --- nurse at the chair -------------------------------------------------
+    page = page_factory((1024, 768))
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    _log_in(page, live_server.url, "nurse")
+    page.select_option('[data-testid="open-patient"]', label="Quill, Hester — MRN E2E-1")
+    page.click('[data-testid="open-encounter"]')
+    page.click('[data-testid="add-site-toggle"]')
+    page.select_option('[data-testid="site-kind"]', "peripheral_iv")
+    page.fill('[data-testid="site-location"]', "right antecubital")
+    page.click('[data-testid="add-site-submit"]')
+    page.wait_for_selector('[data-testid="site-A"]')
+    page.click('[data-testid="add-administration-toggle"]')
+    page.select_option('[data-testid="adm-drug"]', label="infliximab")
+    page.select_option('[data-testid="adm-route"]', "iv_infusion")
+    page.select_option('[data-testid="adm-access-site"]', index=1)
+    page.fill('[data-testid="adm-dose-value"]', "500")
+    page.select_option('[data-testid="adm-dose-unit"]', "mg")
+    page.click('[data-testid="add-administration-submit"]')
+    page.click('[data-testid="start-infliximab"]')
+    page.wait_for_selector('[data-testid="stop-infliximab"]')
+    page.click('[data-testid="stop-infliximab"]')
+    page.wait_for_selector('[data-testid="administration-infliximab"][data-state="stopped"]')
+
+    # The taps stamped server time a moment apart; a test cannot wait two hours,
+    # so the clinical start is moved back the way a nurse would correct it.
+    adm = Administration.objects.get(drug__name="infliximab")
+    assert adm.started_at is not None and adm.stopped_at is not None
+    assert timezone.now() - adm.stopped_at < dt.timedelta(minutes=5)
+    from charting.services import correct_time
+
+    correct_time(adm, field="started_at", new_value=adm.stopped_at - dt.timedelta(minutes=125), reason="started before the tablet was at the chair", actor=nurse)
+
+    page.reload()
+    page.click('[data-testid="sign-encounter"]')
+    page.wait_for_selector("text=Encounter signed")
+    encounter = Encounter.objects.get(patient__mrn="E2E-1")
+    assert encounter.status == "signed"
+
+    # --- the worker codes it ------------------------------------------------
+    suggestion = _wait_for_suggestion(encounter)
+    codes = sorted((line.code, line.units) for line in suggestion.lines.all() if not line.code.startswith(("J", "Q")))
+    # 125 drip-to-drip minutes of a chemo/complex drug: 96413 + one add-on hour (R20: 91-150 min).
+    assert codes == [("96413", 1), ("96415", 1)]
+
+    # --- coder at the desk --------------------------------------------------
+    desk = page_factory((1280, 900))
+    desk.on("pageerror", lambda e: errors.append(str(e)))
+    _log_in(desk, live_server.url, "coder")
+    desk.click('[data-testid="queue-row"] a')
+    line = desk.locator('[data-testid="suggested-line"][data-code="96413"]')
+    assert "R" in line.inner_text()  # rule ids are shown with the line
+    line.locator('[data-testid="accept-line"]').click()
+    desk.wait_for_selector('[data-testid="suggested-line"][data-code="96413"] [data-testid="line-accepted"]')
+    assert suggestion.lines.get(code="96413").accepted_by == coder
+    assert errors == []
