@@ -39,6 +39,7 @@ services:
 
 test: install chromium services
 	$(TEST_ENV) $(PY) manage.py makemigrations --check --dry-run
+	$(TEST_ENV) $(PY) manage.py collectstatic --noinput -v0
 	$(TEST_ENV) $(PY) -m pytest
 
 check-scenarios: install

@@ -4,6 +4,13 @@ The nurse and the coder work in `clinic`; `other_clinic_nurse` works in
 `other_clinic` only. All share the password `tests.factories.PASSWORD`.
 """
 
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 
 from tests.factories import ClinicFactory, UserFactory
@@ -43,3 +50,100 @@ def admin(clinic):
 def nurse_client(client, nurse):
     client.force_login(nurse)
     return client
+
+
+# --- Playwright on Debian's chromium (never a browser build downloaded by Playwright)
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not shutil.which(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (apt-get install chromium).")
+    # Playwright's sync API keeps an event loop running in the test thread for
+    # as long as the browser lives; the ORM calls our tests make in that thread
+    # are still plain synchronous ones, so Django's async guard is lifted then.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )
+        yield browser
+        browser.close()
+    if previous is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def page_factory(browser):
+    """New isolated browser contexts (one per person), at a tablet viewport."""
+    contexts = []
+
+    def make(viewport=(1024, 768)):
+        ctx = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+        ctx.set_default_timeout(15_000)
+        contexts.append(ctx)
+        return ctx.new_page()
+
+    yield make
+    for ctx in contexts:
+        ctx.close()
+
+
+BASE_DIR = Path(__file__).resolve().parents[1]
+
+
+# --- a real Celery worker on Redis -------------------------------------------
+
+
+def _broker_url() -> str:
+    return os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, tmp_path_factory):
+    """`celery -A infusion_site worker` as a subprocess on the TEST database and
+    Redis db 15 (flushed first). Yields the Popen; terminated at session end."""
+    import redis
+    from django.db import connection
+
+    redis.Redis.from_url(_broker_url()).flushdb()
+    db_url = "postgres://postgres@127.0.0.1:5432/" + connection.settings_dict["NAME"]
+    env = {**os.environ, "DATABASE_URL": db_url, "CELERY_BROKER_URL": _broker_url(), "DJANGO_SETTINGS_MODULE": "infusion_site.settings"}
+    log_path = tmp_path_factory.mktemp("celery") / "worker.log"
+    celery = str(Path(sys.executable).with_name("celery"))
+    hostname = f"chairside-test-{os.getpid()}@localhost"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [celery, "-A", "infusion_site", "worker", "--pool=solo", "-Q", "celery", "--loglevel=INFO", "-n", hostname, "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            cwd=BASE_DIR,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            # Celery logs "<hostname> ready." once it consumes from the queue.
+            while " ready." not in log_path.read_text():
+                if proc.poll() is not None:
+                    pytest.fail(f"Celery worker exited with {proc.returncode}:\n{log_path.read_text()}")
+                if time.monotonic() > deadline:
+                    pytest.fail(f"Celery worker not ready after 60 s:\n{log_path.read_text()}")
+                time.sleep(0.2)
+            proc.log_path = log_path
+            yield proc
+        finally:
+            proc.terminate()  # warm shutdown: finishes the current task
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -14,7 +14,6 @@ from django.utils import timezone
 
 from charting.models import Administration, Encounter
 from coding.models import Suggestion
-from tests.coding.conftest import celery_worker_process  # noqa: F401  (real worker on Redis)
 from tests.factories import PASSWORD, DrugFactory, PatientFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -37,7 +36,7 @@ def _wait_for_suggestion(encounter, seconds=45):
     pytest.fail(f"no suggestion for the signed encounter after {seconds} s")
 
 
-def test_nurse_charts_worker_codes_coder_accepts(live_server, page_factory, celery_worker_process, nurse, coder, clinic):  # noqa: F811
+def test_nurse_charts_worker_codes_coder_accepts(live_server, page_factory, celery_worker_process, nurse, coder, clinic):
     DrugFactory(name="infliximab", hcpcs="J1745", admin_family="chemo_complex")
     PatientFactory(clinic=clinic, family_name="Quill", given_name="Hester", mrn="E2E-1")
 

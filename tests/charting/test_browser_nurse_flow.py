@@ -2,14 +2,13 @@
 
 import pytest
 
-from tests.browser.conftest import browser, page_factory  # noqa: F401  (Playwright on Debian chromium)
 from charting import services
 from tests.factories import PASSWORD, DrugFactory, PatientFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_nurse_charts_and_signs_an_encounter(live_server, page_factory, nurse, clinic, monkeypatch):  # noqa: F811
+def test_nurse_charts_and_signs_an_encounter(live_server, page_factory, nurse, clinic, monkeypatch):
     # The coding task is the coder side's; here we only check signing asks for it.
     enqueued = []
     monkeypatch.setattr(services, "_enqueue_suggestion", enqueued.append)
