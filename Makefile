@@ -5,8 +5,11 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 DEMO_ENV := CHAIRSIDE_DEMO=1 DEBUG=1
-TEST_ENV := DATABASE_URL=postgres://postgres@127.0.0.1:5432/chairside \
-	CELERY_BROKER_URL=redis://127.0.0.1:6379/15 \
+# Overridable, e.g. to run two checkouts' suites side by side:
+#   make test TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/chairside_b TEST_BROKER_URL=redis://127.0.0.1:6379/14
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/chairside
+TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
+TEST_ENV := DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) \
 	SECRET_KEY=test-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz
 
 .PHONY: install run test services chromium bench check-scenarios clean

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -19,7 +18,6 @@ from tests.factories import (
     UserFactory,
 )
 
-BASE_DIR = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
