@@ -213,7 +213,10 @@ def iv_services(w: Work) -> None:
         runs.setdefault((adm.encounter, drug_key(adm)), []).append(adm)
     for (encounter, key), members in sorted(runs.items()):
         intervals = merge(i for a in members for i in running_intervals(a))
-        minutes = sum(running_minutes(a) or 0 for a in members)
+        # Actual running time of the drug (R15): the union of its runs, so runs
+        # that overlap (two bags at once to reach a rate, R11; overlapping
+        # charting) are not counted twice; separate runs are added (R17, D2).
+        minutes = total_minutes(intervals)
         rules: tuple[str, ...] = ("R15",)
         note = f"{minutes} running min"
         if len(members) > 1:

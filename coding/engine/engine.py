@@ -12,7 +12,7 @@ from .rules import RULES, record_billed_hydration
 from .state import Work, sort_time
 from .types import CodingResult, EncounterDoc, Line
 
-RULESET_VERSION = "2025.1-admin+drug"
+RULESET_VERSION = "2025.2-admin+drug"
 """Version of the rule set (coding-rules.md R1-R51, D1-D13 as implemented).
 Stored with every suggestion so a past result can be replayed; bump it with
 any change that can change a line."""

@@ -70,6 +70,16 @@ ROWS = [
         doc(adm("1", stop=10, drug="x"), adm("2", start=30, stop=40, drug="x")),
         [("96365", 1)],
     ),
+    (
+        "R15 R11 same drug in two bags at once (two lines for rate) counts actual time once",
+        doc(adm("1", stop=80, drug="ivig"), adm("2", stop=80, drug="ivig", site="B")),
+        [("96365", 1)],
+    ),
+    (
+        "R15 R17 same drug runs overlapping 60 min: union 0-120 is 120 min, not 90+90",
+        doc(adm("1", "chemo_complex", stop=90, drug="x"), adm("2", "chemo_complex", start=30, stop=120, drug="x")),
+        [("96413", 1), ("96415", 1)],
+    ),
     # R4/R6/R7/R8: one initial, hierarchy, order irrelevant.
     (
         "R7 push before chemo is 96375",
