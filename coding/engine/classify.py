@@ -14,7 +14,6 @@ from .state import (
     NOT_THERAPY_PURPOSES,
     Service,
     Work,
-    drug_key,
     is_push,
     site_group,
     sort_time,
@@ -180,13 +179,13 @@ def iv_services(w: Work) -> None:
     # Drugs with at least one timed infusion run: an untimed run of the same
     # drug is part of that infusion (R17), not a separate push.
     timed = {
-        (a.encounter, drug_key(a))
+        (a.encounter, w.drug_key(a))
         for a in pending
         if a.route == "iv_infusion" and not a.continuously_present and (running_minutes(a) or 0) > 0
     }
     for adm in pending:
         minutes = running_minutes(adm)
-        joins_run = minutes is None and adm.route == "iv_infusion" and (adm.encounter, drug_key(adm)) in timed
+        joins_run = minutes is None and adm.route == "iv_infusion" and (adm.encounter, w.drug_key(adm)) in timed
         as_push = not joins_run and (
             adm.continuously_present or minutes is None or (adm.route == "iv_push" and minutes <= 15)
         )
@@ -195,7 +194,7 @@ def iv_services(w: Work) -> None:
             rules = ("R18",) + (("R16", "D10") if adm.route == "iv_infusion" else ())
             w.services.append(
                 Service(
-                    key=drug_key(adm),
+                    key=w.drug_key(adm),
                     label=adm.drug,
                     family=adm.admin_class,
                     kind="push",
@@ -210,7 +209,7 @@ def iv_services(w: Work) -> None:
                 )
             )
             continue
-        runs.setdefault((adm.encounter, drug_key(adm)), []).append(adm)
+        runs.setdefault((adm.encounter, w.drug_key(adm)), []).append(adm)
     for (encounter, key), members in sorted(runs.items()):
         intervals = merge(i for a in members for i in running_intervals(a))
         # Actual running time of the drug (R15): the union of its runs, so runs

@@ -8,7 +8,6 @@ from . import codes as C
 from .state import (
     INJECTION_ROUTES,
     Work,
-    drug_key,
     sort_time,
 )
 from .types import Administration
@@ -36,7 +35,7 @@ def injections(w: Work) -> None:
                 ("R34",),
             )
             continue
-        grouped.setdefault((adm.encounter, drug_key(adm), code), []).append(adm)
+        grouped.setdefault((adm.encounter, w.drug_key(adm), code), []).append(adm)
     seen_codes: dict[tuple[str, date], int] = {}
     items = sorted(grouped.items(), key=lambda kv: (sort_time(kv[1][0].start), kv[1][0].id))
     for (_encounter, _key, code), members in items:

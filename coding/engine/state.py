@@ -71,6 +71,15 @@ class Work:
     warnings: list[Warning] = field(default_factory=list)
     billed_hydration: set[str] = field(default_factory=set)
     bag_fluids: set[str] = field(default_factory=set)
+    drug_keys: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.drug_keys = same_drug_keys(self.administrations)
+
+    def drug_key(self, adm: Administration) -> str:
+        """Identity of "the same drug" in this document (R17, R28); see
+        ``same_drug_keys``."""
+        return self.drug_keys.get(adm.id) or drug_key(adm)
 
     def pending(self, *routes: str) -> list[Administration]:
         return [a for a in self.administrations if a.id not in self.handled and (not routes or a.route in routes)]
@@ -129,13 +138,34 @@ def sort_time(moment: datetime | None) -> str:
 
 
 def drug_key(adm: Administration) -> str:
-    """Identity of "the same drug" (R17, R28): the HCPCS code when known, else
-    the drug name without parenthetical remarks or trailing qualifiers."""
+    """Identity of "the same drug" (R17, R28) for one administration alone: the
+    HCPCS code when known, else its name key (``name_key``)."""
     if adm.hcpcs:
         return adm.hcpcs.strip().upper()
+    return name_key(adm)
+
+
+def name_key(adm: Administration) -> str:
+    """The drug name without parenthetical remarks or trailing qualifiers."""
     name = re.sub(r"\(.*?\)", " ", adm.drug.lower())
     name = re.split(r",| - ", name)[0]
     return "name:" + " ".join(name.split())
+
+
+def same_drug_keys(admins: tuple[Administration, ...]) -> dict[str, str]:
+    """Drug identity of every administration of one document (R17, R28): the
+    HCPCS code when charted.  A run charted without an HCPCS code (a resumed
+    bag, a repeat push) is the same drug as the runs of the same name that carry
+    one, when exactly one code is charted for that name; otherwise its name key."""
+    codes: dict[str, set[str]] = {}
+    for a in admins:
+        if a.hcpcs and a.admin_class != "hydration":
+            codes.setdefault(name_key(a), set()).add(a.hcpcs.strip().upper())
+    out: dict[str, str] = {}
+    for a in admins:
+        known = codes.get(name_key(a), set())
+        out[a.id] = drug_key(a) if a.hcpcs or len(known) != 1 else next(iter(known))
+    return out
 
 
 def is_push(adm: Administration, minutes: int | None) -> bool:

@@ -4,6 +4,7 @@ lines it must produce, compared as a multiset of (code, units, modifiers)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -79,6 +80,32 @@ ROWS = [
         "R15 R17 same drug runs overlapping 60 min: union 0-120 is 120 min, not 90+90",
         doc(adm("1", "chemo_complex", stop=90, drug="x"), adm("2", "chemo_complex", start=30, stop=120, drug="x")),
         [("96413", 1), ("96415", 1)],
+    ),
+    (
+        "R17 D2 resumed run charted without HCPCS is the same drug as the coded run",
+        doc(
+            replace(adm("1", "chemo_complex", stop=60, drug="infliximab"), hcpcs="J1745"),
+            adm("2", "chemo_complex", start=80, stop=140, drug="infliximab"),
+        ),
+        [("96413", 1), ("96415", 1)],
+    ),
+    (
+        "R28 repeat push charted without HCPCS is the same drug (facility 96376)",
+        doc(
+            replace(adm("1", route="iv_push", stop=0, drug="ondansetron"), hcpcs="J2405"),
+            adm("2", route="iv_push", start=45, stop=45, drug="ondansetron"),
+            setting="facility",
+        ),
+        [("96374", 1), ("96376", 1)],
+    ),
+    (
+        "R27 same name, two HCPCS codes: two drugs; an uncoded run cannot be matched to either",
+        doc(
+            replace(adm("1", route="iv_push", stop=0, drug="x"), hcpcs="J0001"),
+            replace(adm("2", route="iv_push", start=45, stop=45, drug="x"), hcpcs="J0002"),
+            adm("3", route="iv_push", start=50, stop=50, drug="x"),
+        ),
+        [("96374", 1), ("96375", 2)],
     ),
     # R4/R6/R7/R8: one initial, hierarchy, order irrelevant.
     (
