@@ -85,7 +85,9 @@ DECLOT_CODE = "36593"  # R51
 PUMP_INITIATION_CODE = "96416"  # R23
 PORT_FLUSH_CODE = "96523"  # R42
 
-# Hormonal antineoplastics take 96402 when given SC/IM (D13, R34).
+# Hormonal antineoplastics take 96402 when given SC/IM (D13, R34): the D13
+# generic names, their brand names (charts often name only the product) and
+# their HCPCS codes.
 HORMONAL_ANTINEOPLASTICS = (
     "leuprolide",
     "goserelin",
@@ -93,6 +95,36 @@ HORMONAL_ANTINEOPLASTICS = (
     "degarelix",
     "fulvestrant",
     "histrelin",
+    # brands: leuprolide, goserelin, triptorelin, degarelix, fulvestrant, histrelin
+    "lupron",
+    "eligard",
+    "fensolvi",
+    "camcevi",
+    "zoladex",
+    "trelstar",
+    "triptodur",
+    "firmagon",
+    "faslodex",
+    "vantas",
+    "supprelin",
+)
+HORMONAL_ANTINEOPLASTIC_HCPCS = frozenset(
+    {
+        "J1950",  # leuprolide depot, 3.75 mg
+        "J1951",  # leuprolide (Fensolvi), 0.25 mg
+        "J1952",  # leuprolide (Camcevi), 1 mg
+        "J9217",  # leuprolide depot, 7.5 mg
+        "J9218",  # leuprolide, 1 mg
+        "J9202",  # goserelin implant, 3.6 mg
+        "J3315",  # triptorelin, 3.75 mg
+        "J3316",  # triptorelin extended release (Triptodur), 3.75 mg
+        "J9155",  # degarelix, 1 mg
+        "J9393",  # fulvestrant (Teva), 25 mg
+        "J9394",  # fulvestrant (Fresenius), 25 mg
+        "J9395",  # fulvestrant, 25 mg
+        "J9225",  # histrelin implant (Vantas), 50 mg
+        "J9226",  # histrelin implant (Supprelin LA), 50 mg
+    }
 )
 
 # Thrombolytics used to clear an occluded catheter (R51).

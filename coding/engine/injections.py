@@ -70,5 +70,8 @@ def _injection_code(adm: Administration) -> str | None:
         return "96372"
     if adm.admin_class == "chemo_complex":
         name = adm.drug.lower()
-        return "96402" if any(h in name for h in C.HORMONAL_ANTINEOPLASTICS) else "96401"
+        hormonal = (adm.hcpcs or "").strip().upper() in C.HORMONAL_ANTINEOPLASTIC_HCPCS or any(
+            h in name for h in C.HORMONAL_ANTINEOPLASTICS
+        )
+        return "96402" if hormonal else "96401"
     return None  # SC/IM hydration (hypodermoclysis) is outside the rule set

@@ -298,6 +298,16 @@ ROWS = [
         doc(adm("1", "chemo_complex", "intramuscular", stop=1, drug="goserelin implant")),
         [("96402", 1)],
     ),
+    (
+        "D13 hormonal antineoplastic charted by brand name",
+        doc(adm("1", "chemo_complex", "intramuscular", stop=1, drug="Lupron Depot 22.5 mg")),
+        [("96402", 1)],
+    ),
+    (
+        "D13 hormonal antineoplastic recognised by its HCPCS code",
+        doc(replace(adm("1", "chemo_complex", "subcutaneous", stop=1, drug="LHRH implant"), hcpcs="J9202")),
+        [("96402", 1)],
+    ),
     ("R34 intra-arterial non-chemo", doc(adm("1", route="intra_arterial", stop=1)), [("96373", 1)]),
     (
         "D11 two drugs: second 96372 with 59",
