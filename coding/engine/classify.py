@@ -339,50 +339,62 @@ def concurrent_infusions(w: Work) -> None:
     by_admin = {aid: s for s in w.services for aid in s.admin_ids}
     adm_by_id = {a.id: a for a in w.administrations}
     infusions = [s for s in w.services if s.kind == "infusion" and s.family != "hydration"]
-    for s in sorted(infusions, key=Service.order):
-        partners: list[Service] = []
+    marked: dict[int, list[Service]] = {}
+    for s in infusions:
         for aid in s.admin_ids:
             target = adm_by_id[aid].concurrent_with
             t = by_admin.get(target or "")
             if t is not None and t is not s and t.kind == "infusion" and t.family != "hydration":
-                partners.append(t)
-        explicit = bool(partners)
-        if not partners:
-            partners = [
-                t
-                for t in infusions
-                if t is not s
-                and t.encounter == s.encounter
-                and t.group == s.group
-                and _overlap_minutes(s, t) >= INFERRED_CONCURRENT_MINUTES
-            ]
-        for t in partners:
+                marked.setdefault(id(s), []).append(t)
+    # Charted pairs first, so an inference never pre-empts (or mislabels as
+    # inferred) a pair the nurse marked.
+    for explicit in (True, False):
+        for s in sorted(infusions, key=Service.order):
             if explicit:
-                # The administration marked concurrent_with is the concurrent
-                # one, unless it outranks its partner (chemo beside non-chemo).
-                lower = s if s.rank >= t.rank else t
+                partners = marked.get(id(s), [])
+            elif id(s) in marked:
+                continue
             else:
-                lower = s if t.order() < s.order() else t
-            other = t if lower is s else s
-            if lower.concurrent or other.concurrent:
-                continue
-            if lower.family == "chemo_complex":
-                w.warn(
-                    "concurrent_chemo",
-                    f"{lower.label} ran concurrently with {other.label}; there is no concurrent chemo code, coded in sequence.",
-                    lower.admin_ids,
-                    ("R25",),
-                )
-                continue
-            lower.concurrent = True
-            lower.rules += ("R25",)
-            if not explicit:
-                w.warn(
-                    "concurrent_inferred",
-                    f"{lower.label} overlapped another infusion in time and was coded as concurrent; confirm it ran through the same access.",
-                    lower.admin_ids,
-                    ("R25",),
-                )
+                partners = [
+                    t
+                    for t in infusions
+                    if t is not s
+                    and t.encounter == s.encounter
+                    and t.group == s.group
+                    and _overlap_minutes(s, t) >= INFERRED_CONCURRENT_MINUTES
+                ]
+            _pair_concurrent(w, s, partners, explicit)
+
+
+def _pair_concurrent(w: Work, s: Service, partners: list[Service], explicit: bool) -> None:
+    """Mark the lower service of each pair (s, partner) concurrent (R25)."""
+    for t in partners:
+        if explicit:
+            # The administration marked concurrent_with is the concurrent
+            # one, unless it outranks its partner (chemo beside non-chemo).
+            lower = s if s.rank >= t.rank else t
+        else:
+            lower = s if t.order() < s.order() else t
+        other = t if lower is s else s
+        if lower.concurrent or other.concurrent:
+            continue
+        if lower.family == "chemo_complex":
+            w.warn(
+                "concurrent_chemo",
+                f"{lower.label} ran concurrently with {other.label}; there is no concurrent chemo code, coded in sequence.",
+                lower.admin_ids,
+                ("R25",),
+            )
+            continue
+        lower.concurrent = True
+        lower.rules += ("R25",)
+        if not explicit:
+            w.warn(
+                "concurrent_inferred",
+                f"{lower.label} overlapped another infusion in time and was coded as concurrent; confirm it ran through the same access.",
+                lower.admin_ids,
+                ("R25",),
+            )
 
 
 def _overlap_minutes(a: Service, b: Service) -> int:

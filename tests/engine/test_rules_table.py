@@ -395,6 +395,18 @@ def test_dst_minutes(document, minutes, expected):
     assert result.lines[0].minutes == minutes
 
 
+def test_marked_concurrent_pair_is_not_reported_as_inferred():
+    """R25: a pair charted with concurrent_with never gets the "inferred" warning,
+    even when the unmarked partner is examined first."""
+    d = doc(
+        adm("1", "chemo_complex", "iv_push", stop=2),
+        adm("2", start=10, stop=70, drug="ivig"),
+        adm("3", start=20, stop=60, drug="famotidine", concurrent_with="2"),
+    )
+    result = evaluate(d)
+    assert "concurrent_inferred" not in [w.kind for w in result.warnings]
+
+
 @pytest.mark.parametrize(
     ("minutes", "hours"), [(30, 0), (90, 0), (91, 1), (150, 1), (151, 2), (210, 2), (211, 3), (270, 3), (271, 4)]
 )
