@@ -155,6 +155,10 @@ def add_access_site(
 # --- administrations ------------------------------------------------------------
 
 
+MIN_DOSE = Decimal("0.001")
+MAX_DOSE = Decimal("999999999.999")
+
+
 def _next_label(encounter: Encounter, drug: Drug) -> str:
     base = slugify(drug.name)[:16].strip("-") or "drug"
     used = set(Administration.objects.filter(encounter=encounter).values_list("label", flat=True))
@@ -198,6 +202,10 @@ def add_administration(
         raise ChartingError("That access site belongs to another encounter.", field="access_site")
     if dose_value is not None and not dose_unit:
         raise ChartingError("Give the unit of the dose.", field="dose_unit")
+    if dose_value is not None and not (MIN_DOSE <= dose_value <= MAX_DOSE):
+        # The column is numeric(12, 3): a smaller value would round to 0 and break
+        # the positive-dose constraint, a larger one overflow it.
+        raise ChartingError(f"The dose must be between {MIN_DOSE} and {MAX_DOSE}.", field="dose_value")
     if concurrent_with is not None and concurrent_with.encounter_id != encounter.pk:
         raise ChartingError("The concurrent drug must be part of this encounter.", field="concurrent_with")
     adm = Administration.objects.create(
