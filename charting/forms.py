@@ -76,7 +76,8 @@ class AdministrationForm(forms.Form):
 
 
 class PauseForm(forms.Form):
-    reason = forms.CharField(max_length=200)
+    # The view shows the error on its own, away from the input: say what is missing.
+    reason = forms.CharField(max_length=200, error_messages={"required": "Say why the drug is paused."})
 
 
 class CorrectTimeForm(forms.Form):
