@@ -117,6 +117,14 @@ def _after_write(request, encounter: Encounter) -> HttpResponse:
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 
+def _refused(request, encounter: Encounter, exc: ChartingError) -> HttpResponse:
+    """A refusal about the record, not about what was typed (e.g. the encounter
+    was signed in the meantime): the forms are no longer shown, so the message
+    goes on the reloaded page."""
+    messages.error(request, exc.message)
+    return _after_write(request, encounter)
+
+
 @require_POST
 @role_required(NURSE)
 def add_access_site(request: HttpRequest, pk) -> HttpResponse:
@@ -128,6 +136,8 @@ def add_access_site(request: HttpRequest, pk) -> HttpResponse:
                 services.add_access_site(enc, **{k: form.cleaned_data[k] for k in AccessSiteForm.Meta.fields}, actor=request.user)
                 return _after_write(request, enc)
             except ChartingError as exc:
+                if exc.field not in form.fields:
+                    return _refused(request, enc, exc)
                 _fail(form, exc)
         if request.htmx:
             return _vary(render(request, f"{PAGE}#site-form", {"encounter": enc, "site_form": form}))
@@ -144,6 +154,8 @@ def add_administration(request: HttpRequest, pk) -> HttpResponse:
             services.add_administration(enc, **form.cleaned_data | {"admin_class": form.cleaned_data["admin_class"] or None}, actor=request.user)
             return _after_write(request, enc)
         except ChartingError as exc:
+            if exc.field not in form.fields:
+                return _refused(request, enc, exc)
             _fail(form, exc)
     if request.htmx:
         return _vary(render(request, f"{PAGE}#administration-form", {"encounter": enc, "administration_form": form}))
@@ -220,6 +232,9 @@ def correct_time(request: HttpRequest, pk) -> HttpResponse:
                 services.correct_time(adm, field=field, new_value=form.cleaned_data["new_value"], pause=pause, reason=form.cleaned_data["reason"], actor=request.user)
                 return _administration_response(request, adm.pk, notice="Time corrected; the original is kept below.")
             except ChartingError as exc:
+                if exc.field not in form.fields:
+                    # The correction form is not shown on a signed encounter: say it on the drug.
+                    return _administration_response(request, adm.pk, error=exc.message)
                 _fail(form, exc)
     if request.htmx:
         return _administration_response(request, adm.pk, correction_form=form)
