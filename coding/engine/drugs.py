@@ -22,6 +22,41 @@ if TYPE_CHECKING:
 _MASS_IN_MG = {"mg": Decimal(1), "g": Decimal(1000), "mcg": Decimal("0.001")}
 
 
+def _q(value: str, unit: str = "mg") -> Quantity:
+    return Quantity(Decimal(value), unit)
+
+
+# Billing unit per HCPCS code, used when an administration does not carry its
+# own ``hcpcs_unit`` (scenarios/README.md: "when absent, the engine takes it
+# from the drug catalog").  Values are those of shared/drug-catalog.csv (a copy
+# in charting/data; tests/engine check the two agree), of the R38/R51 table,
+# and the HCPCS long descriptors ("up to X" codes have unit X, R46).  A code
+# not listed here leaves the drug line to the coder with a warning.
+CATALOG_UNITS: dict[str, Quantity] = {
+    # R38 rheumatology / infusion-centre biologics (drug-catalog.csv)
+    "J1745": _q("10"), "Q5103": _q("10"), "Q5104": _q("10"), "Q5109": _q("10"), "Q5121": _q("10"),
+    "J1748": _q("10"), "J9312": _q("10"), "Q5115": _q("10"), "Q5119": _q("10"), "Q5123": _q("10"),
+    "J3262": _q("1"), "Q5133": _q("1"), "Q5135": _q("1"), "J0129": _q("10"), "J0490": _q("10"),
+    "J1602": _q("1"), "J3358": _q("1"), "J3380": _q("1"), "J2350": _q("1"), "J2323": _q("1"),
+    "J2507": _q("1"), "J0491": _q("1"), "J3489": _q("1"), "J0897": _q("1"), "J3111": _q("1"),
+    "J0717": _q("1"), "J1300": _q("10"), "J3241": _q("10"), "J3247": _q("1"),
+    "J1459": _q("500"), "J1569": _q("500"), "J1561": _q("500"), "J1556": _q("500"),
+    # steroids, pre-medications, antiemetics, analgesics
+    "J2920": _q("40"), "J2930": _q("125"), "J1010": _q("1"), "J1100": _q("1"), "J1200": _q("50"),
+    "J0131": _q("10"), "J2405": _q("1"), "J2550": _q("50"), "J2060": _q("2"), "J1885": _q("15"),
+    # chemotherapy / complex and hormonal antineoplastics
+    "J9070": _q("100"), "J9250": _q("5"), "J9260": _q("50"), "J9190": _q("500"), "J9209": _q("200"),
+    "J9217": _q("7.5"), "J9218": _q("1"), "J1950": _q("3.75"), "J9202": _q("3.6"), "J3315": _q("3.75"),
+    "J9155": _q("1"), "J9395": _q("25"), "J9225": _q("50"), "J9226": _q("50"),
+    # iron, anti-infectives, vitamins, catheter care
+    "J1756": _q("1"), "J1439": _q("1"), "Q0138": _q("1"), "Q0139": _q("1"),
+    "J0696": _q("250"), "J3370": _q("500"), "J0456": _q("500"), "J1956": _q("250"), "J0133": _q("5"),
+    "J3420": _q("1000", "mcg"), "J1642": _q("10", "units"), "J2997": _q("1"),
+    # hydration fluids, by bag (J7040: 500 mL = 1 unit)
+    "J7030": _q("1000", "mL"), "J7040": _q("500", "mL"), "J7050": _q("250", "mL"),
+}
+
+
 def to_unit(q: Quantity, unit: str) -> Decimal | None:
     """``q`` expressed in ``unit`` (mass units convert; mL and units only to
     themselves), or None when the units are incompatible."""
@@ -65,6 +100,14 @@ def drug_lines(w: "Work") -> None:
     for (hcpcs, when), members in groups.items():
         ids = tuple(a.id for a in members)
         unit = next((a.hcpcs_unit for a in members if a.hcpcs_unit is not None), None)
+        if unit is None and hcpcs in CATALOG_UNITS:
+            unit = CATALOG_UNITS[hcpcs]
+            w.warn(
+                "billing_unit_from_catalog",
+                f"{hcpcs}: billing unit not charted; catalog unit {_fmt(unit.value)} {unit.unit} used.",
+                ids,
+                ("R46",),
+            )
         if unit is None or unit.value <= 0:
             w.warn(
                 "billing_unit_unknown",
