@@ -97,8 +97,21 @@ def accept_line(request: HttpRequest, line_id: int) -> HttpResponse:
 @require_POST
 @role_required(CODER)
 def accept_all(request: HttpRequest, encounter_id) -> HttpResponse:
+    """Accept every pending line of the suggestion the coder's page showed.
+
+    The page posts that suggestion's id: when the encounter has been re-coded
+    since, accept_all_lines refuses instead of accepting lines nobody has seen.
+    """
     encounter = get_object_or_404(encounters_for_coder(request.user), pk=encounter_id)
-    suggestion = get_object_or_404(Suggestion.objects.current(), encounter=encounter)
+    shown = request.POST.get("suggestion")
+    suggestions = Suggestion.objects.filter(encounter=encounter)
+    if shown is None:  # a page rendered before the id was posted
+        suggestion = suggestions.current().first()
+    else:
+        suggestion = suggestions.filter(pk=int(shown)).first() if shown.isdigit() else None
+    if suggestion is None:
+        messages.error(request, "There is no suggestion to accept: reload the encounter.")
+        return redirect("coding:review", encounter_id=encounter.pk)
     try:
         accepted = services.accept_all_lines(suggestion, actor=request.user)
     except services.CodingError as exc:
