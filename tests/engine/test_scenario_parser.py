@@ -117,3 +117,42 @@ def test_good_file_parses_to_aware_datetimes() -> None:
             for moment in (a.start, a.stop):
                 assert moment is None or moment.utcoffset() is not None
         assert isinstance(doc.administrations, tuple)
+
+
+def _one_admin(**changes: Any) -> dict[str, Any]:
+    s = copy.deepcopy(GOOD)
+    s["administrations"] = [
+        {
+            "id": "1",
+            "drug": "immune globulin",
+            "hcpcs": None,
+            "admin_class": "therapeutic",
+            "route": "iv_infusion",
+            "access_site": s["access_sites"][0]["id"],
+            "dose": {"value": 10, "unit": "g"},
+            "start": "2025-06-10T09:00:00-04:00",
+            "stop": "2025-06-10T10:40:00-04:00",
+            **changes,
+        }
+    ]
+    s["other_services"] = []
+    return s
+
+
+def test_stop_without_start_is_a_documentation_gap_not_an_input_error() -> None:
+    """README: start and stop are each ISO 8601 or null; R16/D10 code the gap."""
+    from coding.engine import evaluate
+
+    result = evaluate(parse_scenario(_one_admin(start=None)))
+    assert [(l.code, l.units) for l in result.lines] == [("96374", 1)]
+    assert [w.kind for w in result.warnings] == ["no_start_time"]
+
+
+def test_pause_reaching_past_the_stop_is_clipped() -> None:
+    """R17: a pause charted past the stop only removes the minutes inside the run."""
+    from coding.engine import evaluate
+
+    doc = parse_scenario(_one_admin(pauses=[["2025-06-10T10:30:00-04:00", "2025-06-10T10:50:00-04:00"]]))
+    lines = evaluate(doc).lines
+    assert [(l.code, l.units) for l in lines] == [("96365", 1)]  # 90 running minutes
+    assert lines[0].minutes == 90
