@@ -97,9 +97,19 @@ class _Reader:
             return None
         if not isinstance(value, str):
             raise self.fail(name, f"expected an ISO 8601 datetime with offset, got {value!r}")
+        # RFC 9557 zone suffix ("...-04:00[America/New_York]"): the offset
+        # decides the instant (R24); a zone alone places a wall-clock time.
+        text, zone_name = value, None
+        if value.endswith("]") and "[" in value:
+            text, zone_name = value[:-1].split("[", 1)
         try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
+            parsed = datetime.fromisoformat(text)
+            if zone_name is not None and parsed.tzinfo is None:
+                # Fixed offset from here on (an ambiguous fall-back wall time
+                # takes its first occurrence), so comparisons are absolute.
+                local = parsed.replace(tzinfo=ZoneInfo(zone_name.lstrip("!")))
+                parsed = datetime.fromisoformat(local.isoformat())
+        except (ValueError, KeyError):
             raise self.fail(name, f"{value!r} is not a valid ISO 8601 datetime") from None
         if parsed.tzinfo is None or parsed.utcoffset() is None:
             raise self.fail(name, f"{value!r} has no UTC offset (naive datetimes are not accepted)")

@@ -156,3 +156,18 @@ def test_pause_reaching_past_the_stop_is_clipped() -> None:
     lines = evaluate(doc).lines
     assert [(l.code, l.units) for l in lines] == [("96365", 1)]  # 90 running minutes
     assert lines[0].minutes == 90
+
+
+def test_zone_named_timestamps_rfc9557() -> None:
+    """R24: an offset with a bracketed zone name keeps its offset (fall-back
+    night 01:10 EDT to 01:50 EST = 100 min); "Z" is UTC."""
+    from coding.engine import evaluate
+
+    doc = parse_scenario(
+        _one_admin(start="2025-11-02T01:10:00-04:00[America/New_York]", stop="2025-11-02T06:50:00Z")
+    )
+    lines = evaluate(doc).lines
+    assert [(l.code, l.units) for l in lines] == [("96365", 1), ("96366", 1)]
+    assert lines[0].minutes == 100
+    wall = parse_scenario(_one_admin(start="2025-03-09T01:40:00[America/New_York]", stop="2025-03-09T03:20:00[America/New_York]"))
+    assert evaluate(wall).lines[0].minutes == 40  # spring-forward night
