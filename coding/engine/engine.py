@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from .codes import INITIAL_CODE, INJECTION_CODES
-
-# Lines that are never joined: each initial and each injection is its own service.
-_UNMERGED = frozenset(INITIAL_CODE.values()) | INJECTION_CODES
 from .drugs import drug_lines
 from .policy import MEDICARE, PayerPolicy, policy_for
 from .rules import RULES, record_billed_hydration
 from .state import Work, sort_time
 from .types import CodingResult, EncounterDoc, Line
+
+# Lines that are never joined: each initial and each injection is its own service.
+_UNMERGED = frozenset(INITIAL_CODE.values()) | INJECTION_CODES
 
 RULESET_VERSION = "2025.2-admin+drug"
 """Version of the rule set (coding-rules.md R1-R51, D1-D13 as implemented).
