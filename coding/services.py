@@ -107,7 +107,9 @@ def accept_line(line: SuggestedLine, *, actor: Any) -> SuggestedLine:
     Raises CodingError when the line belongs to a suggestion that has been
     replaced (the documentation changed and was re-coded since the page loaded).
     """
-    locked = SuggestedLine.objects.select_for_update(of=("self",)).select_related("suggestion__encounter").get(pk=line.pk)
+    # Lock the suggestion too: a re-code marking it not current (suggest_for_encounter)
+    # either commits first, and is_current is read after it, or waits for this accept.
+    locked = SuggestedLine.objects.select_for_update(of=("self", "suggestion")).select_related("suggestion__encounter").get(pk=line.pk)
     if locked.is_accepted:
         return locked
     if not locked.suggestion.is_current:
