@@ -1,0 +1,71 @@
+"""Attack 3 (CSRF): every write URL refuses a POST without the CSRF token, and
+accepts it with the token htmx sends (X-CSRFToken from the page's hx-headers)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from charting import services
+from charting.models import AccessSite, Administration, Encounter, Pause, TimeCorrection
+from coding.models import SuggestedLine
+
+from .test_urls import CODER_WRITE, NURSE_WRITE, URLS
+
+pytestmark = pytest.mark.django_db
+
+
+def _targets(adm, line):
+    out = {}
+    for name in NURSE_WRITE:
+        if name == "charting:open_encounter":
+            out[name] = (reverse(name), {"patient": adm.encounter.patient.pk, "setting": "office"})
+        elif "/administrations/" in URLS[name]:
+            out[name] = (reverse(name, kwargs={"pk": adm.pk}), {"reason": "Pump alarm", "target": "started_at", "new_value": "2025-01-01T09:00"})
+        else:
+            out[name] = (reverse(name, kwargs={"pk": adm.encounter.pk}), {"site-kind": "port"})
+    out["coding:accept_line"] = (reverse("coding:accept_line", kwargs={"line_id": line.pk}), {})
+    out["coding:accept_all"] = (reverse("coding:accept_all", kwargs={"encounter_id": line.suggestion.encounter_id}), {})
+    assert set(out) == NURSE_WRITE | CODER_WRITE
+    return out
+
+
+def _snapshot():
+    return (
+        list(Administration.objects.values_list("pk", "started_at", "stopped_at")),
+        Pause.objects.count(),
+        TimeCorrection.objects.count(),
+        AccessSite.objects.count(),
+        list(Encounter.objects.values_list("pk", "status")),
+        list(SuggestedLine.objects.values_list("pk", "accepted_at")),
+    )
+
+
+@pytest.mark.parametrize("name", sorted(NURSE_WRITE | CODER_WRITE))
+def test_post_without_csrf_token_is_403_and_changes_nothing(nurse, coder, adm, line, name):
+    target, data = _targets(adm, line)[name]
+    csrf_client = Client(enforce_csrf_checks=True)
+    csrf_client.force_login(coder if name.startswith("coding:") else nurse)
+    if name in ("charting:stop_administration", "charting:pause_administration"):
+        services.start_administration(adm, actor=None)
+    before = _snapshot()
+    response = csrf_client.post(target, data)
+    assert response.status_code == 403
+    assert "CSRF" in response.content.decode()
+    response = csrf_client.post(target, data, HTTP_HX_REQUEST="true", HTTP_X_CSRFTOKEN="forged-token-0123456789")
+    assert response.status_code == 403
+    assert _snapshot() == before
+
+
+def test_htmx_post_with_the_pages_token_works(nurse, adm):
+    csrf_client = Client(enforce_csrf_checks=True)
+    csrf_client.force_login(nurse)
+    page = csrf_client.get(reverse("charting:encounter", kwargs={"pk": adm.encounter.pk})).content.decode()
+    token = re.search(r'hx-headers=\'\{"X-CSRFToken": "([^"]+)"\}\'', page).group(1)
+    response = csrf_client.post(reverse("charting:start_administration", kwargs={"pk": adm.pk}), HTTP_HX_REQUEST="true", HTTP_X_CSRFTOKEN=token)
+    assert response.status_code == 200
+    adm.refresh_from_db()
+    assert adm.started_at is not None
