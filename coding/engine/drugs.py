@@ -88,7 +88,7 @@ def ndc_11(ndc: str) -> str | None:
     return a + b + c
 
 
-def drug_lines(w: "Work") -> None:
+def drug_lines(w: Work) -> None:
     """R46-R49, D6, D8: one drug line per HCPCS per date (doses summed)."""
     groups: dict[tuple[str, object], list[Administration]] = {}
     for adm in w.administrations:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from . import codes as C
 from .policy import PayerPolicy
@@ -134,7 +134,7 @@ def sort_time(moment: datetime | None) -> str:
     """Sort key for a moment: its UTC ISO form; untimed items sort last."""
     if moment is None:
         return "~"
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 
 def drug_key(adm: Administration) -> str:

@@ -8,7 +8,7 @@ to 01:50 EST is 100 minutes (R24).  Minutes are whole minutes, rounded down.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from .types import Administration
@@ -20,7 +20,7 @@ def utc(moment: datetime) -> datetime:
     """``moment`` in UTC.  Needed before any arithmetic or comparison: Python
     subtracts and compares two datetimes that share one tzinfo object (e.g. one
     ZoneInfo) on their wall clocks, which is wrong across a DST change (R24)."""
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)
 
 
 def merge(intervals: Iterable[Interval]) -> tuple[Interval, ...]:

@@ -19,7 +19,6 @@ from tests.factories import (
 )
 
 
-
 @pytest.fixture
 def other_clinic_coder(other_clinic):
     return UserFactory(username="other_coder", roles=["coder"], clinics=[other_clinic])
