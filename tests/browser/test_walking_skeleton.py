@@ -14,16 +14,10 @@ from django.utils import timezone
 
 from charting.models import Administration, Encounter
 from coding.models import Suggestion
-from tests.factories import PASSWORD, DrugFactory, PatientFactory
+from tests.browser.flows import chart_infusion, log_in
+from tests.factories import DrugFactory, PatientFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
-
-
-def _log_in(page, base_url, username):
-    page.goto(base_url + "/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
 
 
 def _wait_for_suggestion(encounter, seconds=45):
@@ -44,25 +38,8 @@ def test_nurse_charts_worker_codes_coder_accepts(live_server, page_factory, cele
     page = page_factory((1024, 768))
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    _log_in(page, live_server.url, "nurse")
-    page.select_option('[data-testid="open-patient"]', label="Quill, Hester — MRN E2E-1")
-    page.click('[data-testid="open-encounter"]')
-    page.click('[data-testid="add-site-toggle"]')
-    page.select_option('[data-testid="site-kind"]', "peripheral_iv")
-    page.fill('[data-testid="site-location"]', "right antecubital")
-    page.click('[data-testid="add-site-submit"]')
-    page.wait_for_selector('[data-testid="site-A"]')
-    page.click('[data-testid="add-administration-toggle"]')
-    page.select_option('[data-testid="adm-drug"]', label="infliximab")
-    page.select_option('[data-testid="adm-route"]', "iv_infusion")
-    page.select_option('[data-testid="adm-access-site"]', index=1)
-    page.fill('[data-testid="adm-dose-value"]', "500")
-    page.select_option('[data-testid="adm-dose-unit"]', "mg")
-    page.click('[data-testid="add-administration-submit"]')
-    page.click('[data-testid="start-infliximab"]')
-    page.wait_for_selector('[data-testid="stop-infliximab"]')
-    page.click('[data-testid="stop-infliximab"]')
-    page.wait_for_selector('[data-testid="administration-infliximab"][data-state="stopped"]')
+    log_in(page, live_server.url, "nurse")
+    chart_infusion(page, patient="Quill, Hester — MRN E2E-1", drug="infliximab", dose="500")
 
     # The taps stamped server time a moment apart; a test cannot wait two hours,
     # so the clinical start is moved back the way a nurse would correct it.
@@ -88,7 +65,7 @@ def test_nurse_charts_worker_codes_coder_accepts(live_server, page_factory, cele
     # --- coder at the desk --------------------------------------------------
     desk = page_factory((1280, 900))
     desk.on("pageerror", lambda e: errors.append(str(e)))
-    _log_in(desk, live_server.url, "coder")
+    log_in(desk, live_server.url, "coder")
     desk.click('[data-testid="queue-row"] a')
     line = desk.locator('[data-testid="suggested-line"][data-code="96413"]')
     assert "R" in line.inner_text()  # rule ids are shown with the line

@@ -1,0 +1,33 @@
+"""Steps a person takes in the browser, shared by the browser tests."""
+
+from tests.factories import PASSWORD
+
+
+def log_in(page, base_url: str, username: str) -> None:
+    page.goto(base_url + "/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+
+
+def chart_infusion(page, *, patient: str, drug: str, dose: str, site_location: str = "right antecubital") -> None:
+    """From the worklist: open `patient`'s encounter, add a peripheral IV site,
+    add `drug` as an IV infusion of `dose` mg, tap Start, then Stop."""
+    page.select_option('[data-testid="open-patient"]', label=patient)
+    page.click('[data-testid="open-encounter"]')
+    page.click('[data-testid="add-site-toggle"]')
+    page.select_option('[data-testid="site-kind"]', "peripheral_iv")
+    page.fill('[data-testid="site-location"]', site_location)
+    page.click('[data-testid="add-site-submit"]')
+    page.wait_for_selector('[data-testid="site-A"]')
+    page.click('[data-testid="add-administration-toggle"]')
+    page.select_option('[data-testid="adm-drug"]', label=drug)
+    page.select_option('[data-testid="adm-route"]', "iv_infusion")
+    page.select_option('[data-testid="adm-access-site"]', index=1)
+    page.fill('[data-testid="adm-dose-value"]', dose)
+    page.select_option('[data-testid="adm-dose-unit"]', "mg")
+    page.click('[data-testid="add-administration-submit"]')
+    page.click(f'[data-testid="start-{drug}"]')
+    page.wait_for_selector(f'[data-testid="stop-{drug}"]')
+    page.click(f'[data-testid="stop-{drug}"]')
+    page.wait_for_selector(f'[data-testid="administration-{drug}"][data-state="stopped"]')
