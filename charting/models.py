@@ -9,6 +9,7 @@ silently changed.
 
 import datetime as dt
 import uuid
+from decimal import Decimal
 import zoneinfo
 
 from django.conf import settings
@@ -101,8 +102,9 @@ class EncounterQuerySet(models.QuerySet):
             "access_sites",
             models.Prefetch(
                 "administrations",
-                queryset=Administration.objects.select_related("drug", "access_site").prefetch_related(
+                queryset=Administration.objects.select_related("drug", "access_site", "waste_confirmed_by").prefetch_related(
                     "pauses",
+                    "vial_uses",
                     models.Prefetch("time_corrections", queryset=TimeCorrection.objects.select_related("corrected_by")),
                     models.Prefetch("flags", queryset=DocumentationFlag.objects.filter(resolved_at__isnull=True), to_attr="open_flags"),
                 ),
@@ -252,6 +254,31 @@ class DoseUnit(models.TextChoices):
     UNITS = "units", "units"
 
 
+class ContainerType(models.TextChoices):
+    SINGLE_DOSE = "single_dose", "Single-dose"
+    MULTI_DOSE = "multi_dose", "Multi-dose"
+
+
+# Mass units convert among themselves; mL and units only to themselves (the
+# same table as the engine's, kept here so charting does not import coding).
+MASS_IN_MG = {"mg": Decimal(1), "g": Decimal(1000), "mcg": Decimal("0.001")}
+
+
+def convert(value: Decimal, unit: str, to: str) -> Decimal | None:
+    """`value` `unit` expressed in `to`, or None when the units don't convert (mg vs mL)."""
+    if unit == to:
+        return value
+    if unit in MASS_IN_MG and to in MASS_IN_MG:
+        return value * MASS_IN_MG[unit] / MASS_IN_MG[to]
+    return None
+
+
+# An NDC as printed on the package: 10 digits as 4-4-2, 5-3-2 or 5-4-1 with
+# hyphens (the hyphens say where the zero goes in the 11-digit form, R49), or
+# 11 digits, plain or 5-4-2.
+NDC_PATTERN = r"^([0-9]{4}-[0-9]{4}-[0-9]{2}|[0-9]{5}-[0-9]{3}-[0-9]{2}|[0-9]{5}-[0-9]{4}-[0-9]{1,2}|[0-9]{11})$"
+
+
 class AdministrationQuerySet(models.QuerySet):
     def running(self):
         """Started, not stopped (paused ones included)."""
@@ -262,8 +289,9 @@ class AdministrationQuerySet(models.QuerySet):
 
     def for_chart(self):
         """One administration as its partial shows it (same prefetches as Encounter.for_chart)."""
-        return self.select_related("drug", "access_site", "encounter__clinic", "encounter__patient").prefetch_related(
+        return self.select_related("drug", "access_site", "encounter__clinic", "encounter__patient", "waste_confirmed_by").prefetch_related(
             "pauses",
+            "vial_uses",
             models.Prefetch("time_corrections", queryset=TimeCorrection.objects.select_related("corrected_by")),
             models.Prefetch("flags", queryset=DocumentationFlag.objects.filter(resolved_at__isnull=True), to_attr="open_flags"),
         )
@@ -296,6 +324,18 @@ class Administration(models.Model):
     hcpcs_override = models.CharField("HCPCS", max_length=10, blank=True, help_text="When set, used instead of the catalog's HCPCS.")
     recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     recorded_at = models.DateTimeField(auto_now_add=True)
+    # Vials and waste (R47, R48). The containers themselves (NDC, lot, size,
+    # count) are VialUse rows; their kind lives here, beside the waste, so that
+    # "waste only from single-dose containers" is one CHECK on one row.
+    container_type = models.CharField(max_length=20, choices=ContainerType.choices, blank=True, help_text="Kind of the containers opened; empty until vials are charted.")
+    wasted_value = models.DecimalField("wasted", max_digits=12, decimal_places=3, null=True, blank=True, help_text="Amount discarded from the opened single-dose containers; 0 = none.")
+    wasted_unit = models.CharField(max_length=10, choices=DoseUnit.choices, blank=True)
+    waste_confirmed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    waste_confirmed_at = models.DateTimeField(null=True, blank=True)
+    # The billing unit of the charted HCPCS when it is not the catalog's (an
+    # imported scenario's own `hcpcs_unit`); empty = the catalog's unit.
+    hcpcs_unit_value = models.DecimalField("HCPCS billing unit", max_digits=10, decimal_places=3, null=True, blank=True)
+    hcpcs_unit_unit = models.CharField(max_length=10, choices=DoseUnit.choices, blank=True)
 
     objects = AdministrationQuerySet.as_manager()
 
@@ -310,6 +350,20 @@ class Administration(models.Model):
             models.CheckConstraint(condition=Q(stopped_at__isnull=True) | Q(started_at__isnull=False), name="administration_stop_needs_start", violation_error_message="A drug cannot stop before it has started."),
             models.CheckConstraint(condition=Q(stopped_at__isnull=True) | Q(stopped_at__gte=F("started_at")), name="administration_stop_after_start", violation_error_message="The stop time cannot be before the start time."),
             models.CheckConstraint(condition=~Q(concurrent_with=F("id")), name="administration_not_concurrent_with_itself", violation_error_message="An administration cannot run concurrently with itself."),
+            models.CheckConstraint(condition=Q(container_type="") | Q(container_type__in=ContainerType.values), name="administration_container_type_valid", violation_error_message="Unknown container type."),
+            models.CheckConstraint(condition=Q(wasted_unit="") | Q(wasted_unit__in=DoseUnit.values), name="administration_wasted_unit_valid", violation_error_message="Unknown unit of the waste."),
+            models.CheckConstraint(condition=Q(wasted_value__isnull=True) | Q(wasted_value__gte=0), name="administration_wasted_not_negative", violation_error_message="The waste cannot be negative."),
+            models.CheckConstraint(
+                condition=Q(wasted_value__isnull=True, wasted_unit="", waste_confirmed_at__isnull=True) | (Q(wasted_value__isnull=False, waste_confirmed_at__isnull=False) & ~Q(wasted_unit="")),
+                name="administration_waste_confirmed_with_unit",
+                violation_error_message="Waste is an amount with its unit, confirmed at a time (0 = none).",
+            ),
+            models.CheckConstraint(condition=Q(wasted_value__isnull=True) | Q(container_type=ContainerType.SINGLE_DOSE), name="administration_waste_only_single_dose", violation_error_message="Only single-dose containers have waste (no JW/JZ on multi-dose vials)."),
+            models.CheckConstraint(
+                condition=Q(hcpcs_unit_value__isnull=True, hcpcs_unit_unit="") | Q(hcpcs_unit_value__gt=0, hcpcs_unit_unit__in=DoseUnit.values),
+                name="administration_hcpcs_unit_positive_with_unit",
+                violation_error_message="A billing unit is a positive amount with its unit.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -349,6 +403,91 @@ class Administration(models.Model):
         paused = sum(((p.resumed_at or end) - p.paused_at for p in self.pauses.all()), start=dt.timedelta())
         seconds = (end - self.started_at - paused).total_seconds()
         return max(0, int(seconds // 60))
+
+    # Vials and waste: these read `self.vial_uses.all()`; prefetch "vial_uses" when listing.
+
+    @property
+    def waste_confirmed(self) -> bool:
+        return self.waste_confirmed_at is not None
+
+    @property
+    def needs_waste_confirmation(self) -> bool:
+        """Single-dose containers opened and the waste (or "none") not confirmed yet (R47, R48)."""
+        return self.container_type == ContainerType.SINGLE_DOSE and not self.waste_confirmed
+
+    def opened_amount(self, unit: str) -> Decimal | None:
+        """What the opened containers held (size x count, summed) in `unit`, or
+        None without vials, with a size not charted, or in a unit that does not convert."""
+        total = Decimal(0)
+        vials = self.vial_uses.all()
+        for vial in vials:
+            size = convert(vial.size_value, vial.size_unit, unit) if vial.size_value is not None else None
+            if size is None:
+                return None
+            total += size * vial.count
+        return total if vials else None
+
+    def waste_limit(self, unit: str) -> Decimal | None:
+        """The most that can have been discarded, in `unit`: opened - dose (R47),
+        or None when the vials or the dose are not charted in convertible units."""
+        opened = self.opened_amount(unit)
+        dose = convert(self.dose_value, self.dose_unit, unit) if self.dose_value is not None and self.dose_unit else None
+        if opened is None or dose is None:
+            return None
+        return opened - dose
+
+
+class VialUseQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        return self.filter(administration__encounter__clinic__in=Clinic.objects.filter(staff=user))
+
+
+class VialUse(models.Model):
+    """Containers of one product and lot opened for an administration.
+
+    A separate row per NDC and lot, not fields on Administration: one dose is
+    often drawn from vials of two sizes (rituximab 712.5 mg = 1 x 500 mg +
+    3 x 100 mg, two NDCs) or two lots, and a lot number is what a recall
+    looks up. The kind of container (single/multi-dose) and the waste belong
+    to the administration as a whole (Administration.container_type,
+    wasted_*), as the engine's Container has one type per administration.
+
+    `ndc` is kept as printed; the engine converts it to 11 digits (R49).
+    Rows stored by `import_scenarios` may lack NDC, lot and size (a scenario's
+    container without them); the nurse's service requires them.
+    """
+
+    administration = models.ForeignKey(Administration, on_delete=models.PROTECT, related_name="vial_uses")
+    ndc = models.CharField("NDC", max_length=13, blank=True, help_text="As printed: 4-4-2, 5-3-2 or 5-4-1 with hyphens, or 11 digits.")
+    lot = models.CharField(max_length=40, blank=True)
+    expiry = models.DateField(null=True, blank=True)
+    size_value = models.DecimalField("size", max_digits=12, decimal_places=3, null=True, blank=True, help_text="Amount of drug per container; empty when not charted.")
+    size_unit = models.CharField(max_length=10, choices=DoseUnit.choices, blank=True)
+    count = models.PositiveSmallIntegerField(default=1, help_text="Containers opened.")
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    objects = VialUseQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["recorded_at", "pk"]
+        constraints = [
+            models.CheckConstraint(condition=Q(count__gte=1), name="vial_use_count_positive", violation_error_message="At least one container is opened."),
+            models.CheckConstraint(condition=Q(size_value__isnull=True) | Q(size_value__gt=0), name="vial_use_size_positive", violation_error_message="The container size must be positive."),
+            models.CheckConstraint(
+                condition=Q(size_value__isnull=True, size_unit="") | Q(size_value__isnull=False, size_unit__in=DoseUnit.values),
+                name="vial_use_size_has_unit",
+                violation_error_message="A container size needs its unit.",
+            ),
+            models.CheckConstraint(condition=Q(ndc="") | Q(ndc__regex=NDC_PATTERN), name="vial_use_ndc_format", violation_error_message="An NDC is 4-4-2, 5-3-2 or 5-4-1 with hyphens, or 11 digits."),
+            # One row per product and lot: charting the same vials again updates
+            # the row instead of counting them twice (double tap, correction).
+            models.UniqueConstraint(fields=["administration", "ndc", "lot"], condition=~Q(ndc=""), name="vial_use_one_row_per_ndc_lot", violation_error_message="These vials (NDC and lot) are already charted for this drug."),
+        ]
+
+    def __str__(self) -> str:
+        size = f"{self.size_value.normalize():f} {self.size_unit}" if self.size_value is not None else "size not charted"
+        return f"{self.count} x {size}" + (f", NDC {self.ndc}" if self.ndc else "") + (f", lot {self.lot}" if self.lot else "")
 
 
 class Pause(models.Model):
