@@ -1,14 +1,18 @@
-"""The coder's pages: the queue of signed encounters and the review of one.
+"""The coder's pages: the queue of signed encounters, the review of one, and
+the text of the rules its lines cite.
 
-Every view requires the coder role and fetches through a QuerySet limited to
-the coder's clinics, so another clinic's encounter or line is a 404.
+Every encounter view requires the coder role and fetches through a QuerySet
+limited to the coder's clinics, so another clinic's encounter or line is a 404.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -17,9 +21,10 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from audit.services import record
 from charting.models import Administration
-from infusion_site.roles import CODER, role_required
+from coding import engine
+from infusion_site.roles import ADMIN, CODER, has_role, role_required
 
-from . import services
+from . import rulebook, services
 from .documentation import administration_minutes
 from .models import SuggestedLine, Suggestion, encounters_for_coder, review_queue
 
@@ -30,10 +35,23 @@ def queue(request: HttpRequest) -> HttpResponse:
     return render(request, "coding/queue.html", {"encounters": review_queue(request.user)})
 
 
+def rule_links(rule_ids: list[str]) -> list[dict[str, Any]]:
+    """Each cited rule id with the URL of its text (None when coding-rules.md
+    has no such rule) and its short title from the engine, for a tooltip."""
+    titles: dict[str, str] = getattr(engine, "RULE_TITLES", {})
+    known = rulebook.rules()
+    return [
+        {"id": r, "url": reverse("coding:rule", args=[r]) if r in known else None, "title": titles.get(r) or (known[r].title if r in known else "")}
+        for r in rule_ids
+    ]
+
+
 def _attach_sources(lines: list[SuggestedLine], administrations: dict[str, Administration]) -> None:
-    """Give each line the charted administrations it came from (`line.sources`)."""
+    """Give each line the charted administrations it came from (`line.sources`)
+    and links to the rules it cites (`line.rule_links`)."""
     for line in lines:
         line.sources = [administrations[a] for a in line.administrations if a in administrations]
+        line.rule_links = rule_links(line.rules)
 
 
 def _administrations(encounter_id) -> dict[str, Administration]:
@@ -59,6 +77,9 @@ def review(request: HttpRequest, encounter_id) -> HttpResponse:
     administrations = _administrations(encounter.pk)
     lines = list(suggestion.lines.all()) if suggestion else []
     _attach_sources(lines, administrations)
+    if suggestion is not None:
+        for item in [*suggestion.warnings, *suggestion.not_billed]:
+            item["rule_links"] = rule_links(item.get("rules") or [])
     context = {
         "encounter": encounter,
         "suggestion": suggestion,
@@ -119,3 +140,16 @@ def accept_all(request: HttpRequest, encounter_id) -> HttpResponse:
     else:
         messages.success(request, f"{len(accepted)} line(s) accepted.")
     return redirect("coding:review", encounter_id=encounter.pk)
+
+
+@require_GET
+def rule(request: HttpRequest, rule_id: str) -> HttpResponse:
+    """The text of one rule or engine default of coding-rules.md (R12, D3, ...),
+    linked from every rule id on the review page. Coders and admins."""
+    if not (has_role(request.user, CODER) or has_role(request.user, ADMIN)):
+        raise PermissionDenied("This page is for the coder and admin roles.")
+    text = rulebook.rule(rule_id)
+    if text is None:
+        raise Http404(f"No rule {rule_id} in coding-rules.md.")
+    short_title = getattr(engine, "RULE_TITLES", {}).get(rule_id)
+    return render(request, "coding/rule.html", {"rule": text, "short_title": short_title, "ruleset_version": engine.RULESET_VERSION})
