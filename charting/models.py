@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 
 def validate_time_zone(value: str) -> None:
@@ -84,22 +85,38 @@ class EncounterQuerySet(models.QuerySet):
         for clinic in Clinic.objects.filter(staff=user):
             today |= Q(clinic=clinic, date_of_service=now.astimezone(clinic.tz).date())
         running = Administration.objects.running().filter(encounter=models.OuterRef("pk")).values("encounter").annotate(n=models.Count("pk")).values("n")
-        flags = DocumentationFlag.objects.filter(administration__encounter=models.OuterRef("pk"), resolved_at__isnull=True).values("administration__encounter").annotate(n=models.Count("pk")).values("n")
         return (
             self.visible_to(user)
             .filter(today)
             .select_related("patient", "clinic")
-            .annotate(
-                running_count=Coalesce(models.Subquery(running), 0),
-                open_flag_count=Coalesce(models.Subquery(flags), 0),
-            )
+            .annotate(running_count=Coalesce(models.Subquery(running), 0))
+            .with_open_flag_count()
             .order_by("clinic__name", "patient__family_name", "patient__given_name", "created_at")
         )
+
+    def with_open_flag_count(self):
+        """`open_flag_count`: the encounter's open documentation flags (a
+        correlated subquery on the partial index flag_open_by_encounter)."""
+        flags = DocumentationFlag.objects.open().filter(encounter=models.OuterRef("pk")).values("encounter").annotate(n=models.Count("pk")).values("n")
+        return self.annotate(open_flag_count=Coalesce(models.Subquery(flags), 0))
+
+    def with_open_flags(self):
+        return self.filter(models.Exists(DocumentationFlag.objects.open().filter(encounter=models.OuterRef("pk"))))
+
+    def with_flags_from_earlier_days(self, user, now):
+        """Encounters before today (each clinic's local date) that still have open
+        flags, oldest first, with `open_flag_count`: yesterday's forgotten stop
+        belongs on today's worklist."""
+        earlier = Q(pk__in=[])
+        for clinic in Clinic.objects.filter(staff=user):
+            earlier |= Q(clinic=clinic, date_of_service__lt=now.astimezone(clinic.tz).date())
+        return self.visible_to(user).filter(earlier).with_open_flags().select_related("patient", "clinic").with_open_flag_count().order_by("date_of_service", "created_at")
 
     def for_chart(self):
         """Everything the encounter page shows, in a constant number of queries."""
         return self.select_related("patient", "clinic", "signed_by").prefetch_related(
             "access_sites",
+            "other_services",
             models.Prefetch(
                 "administrations",
                 queryset=Administration.objects.select_related("drug", "access_site", "waste_confirmed_by").prefetch_related(
@@ -555,21 +572,142 @@ class OtherService(models.Model):
         ]
 
 
+class FlagKind(models.TextChoices):
+    """The named checks of charting/checks.py, one flag kind each."""
+
+    STILL_RUNNING = "still_running", "Stop time missing"
+    NO_ACCESS_SITE = "no_access_site", "Access site missing"
+    HYDRATION_NO_INDICATION = "hydration_no_indication", "Hydration without an indication"
+    DOSE_MISSING = "dose_missing", "Dose or unit missing"
+    WASTE_UNCONFIRMED = "waste_unconfirmed", "Waste not confirmed"
+    NDC_LOT_MISSING = "ndc_lot_missing", "NDC or lot missing"
+    PAUSE_NOT_RESUMED = "pause_not_resumed", "Pause never resumed"
+    LATE_ENTRY = "late_entry", "Late entry without a reason"
+    OVERLAP_SAME_SITE = "overlap_same_site", "Overlap on one site"
+    SECOND_SITE_NO_REASON = "second_site_no_reason", "Second site without a reason"
+    NOT_SIGNED = "not_signed", "Not signed by the end of the day"
+    EM_NOT_SEPARATE = "em_not_separate", "E/M without the separate-work note"
+
+
+# What each kind of flag points at: an administration, an access site, or the
+# encounter itself (a CHECK keeps the row's targets in step with its kind).
+ADMINISTRATION_FLAG_KINDS = (
+    FlagKind.STILL_RUNNING,
+    FlagKind.NO_ACCESS_SITE,
+    FlagKind.HYDRATION_NO_INDICATION,
+    FlagKind.DOSE_MISSING,
+    FlagKind.WASTE_UNCONFIRMED,
+    FlagKind.NDC_LOT_MISSING,
+    FlagKind.PAUSE_NOT_RESUMED,
+    FlagKind.LATE_ENTRY,
+    FlagKind.OVERLAP_SAME_SITE,
+)
+SITE_FLAG_KINDS = (FlagKind.SECOND_SITE_NO_REASON,)
+ENCOUNTER_FLAG_KINDS = (FlagKind.NOT_SIGNED, FlagKind.EM_NOT_SEPARATE)
+
+
+class DocumentationFlagQuerySet(models.QuerySet):
+    def open(self):
+        return self.filter(resolved_at__isnull=True)
+
+    def visible_to(self, user):
+        return self.filter(encounter__clinic__in=Clinic.objects.filter(staff=user))
+
+
 class DocumentationFlag(models.Model):
-    """An incomplete-record flag raised by a sweep; one open flag per (record, kind)."""
+    """An incomplete-record flag: a gap one of the checks (charting/checks.py) found.
 
-    class Kind(models.TextChoices):
-        STILL_RUNNING = "still_running", "Drug still running"
+    The record is an administration, an access site, or the encounter itself
+    (`administration` / `access_site` set, never both; which one depends on the
+    kind). `encounter` is always set, so the worklist and the coder queue count
+    an encounter's flags without joins. At most one OPEN flag per (record,
+    kind), enforced by the partial unique indexes below, which is what lets
+    racing sweeps insert with ON CONFLICT DO NOTHING. A fixed gap is resolved
+    (`resolved_at`), not deleted: the resolved rows are the flag's history, and
+    a gap that comes back opens a new row.
+    """
 
-    administration = models.ForeignKey(Administration, on_delete=models.PROTECT, related_name="flags")
-    kind = models.CharField(max_length=40, choices=Kind.choices)
-    message = models.CharField(max_length=300)
-    created_at = models.DateTimeField(auto_now_add=True)
+    Kind = FlagKind
+
+    encounter = models.ForeignKey(Encounter, on_delete=models.PROTECT, related_name="flags")
+    administration = models.ForeignKey(Administration, null=True, blank=True, on_delete=models.PROTECT, related_name="flags")
+    access_site = models.ForeignKey(AccessSite, null=True, blank=True, on_delete=models.PROTECT, related_name="flags")
+    kind = models.CharField(max_length=40, choices=FlagKind.choices)
+    message = models.CharField(max_length=300, help_text="In the nurse's words, as the check wrote it.")
+    field = models.CharField(max_length=40, blank=True, help_text="The charted field that closes the gap.")
+    created_at = models.DateTimeField(default=timezone.now)
     resolved_at = models.DateTimeField(null=True, blank=True)
 
+    objects = DocumentationFlagQuerySet.as_manager()
+
     class Meta:
+        ordering = ["created_at", "pk"]
         constraints = [
-            models.UniqueConstraint(fields=["administration", "kind"], condition=Q(resolved_at__isnull=True), name="flag_one_open_per_record_kind", violation_error_message="This record already has an open flag of this kind."),
-            models.CheckConstraint(condition=Q(kind__in=["still_running"]), name="flag_kind_valid", violation_error_message="Unknown flag kind."),
+            models.CheckConstraint(condition=Q(kind__in=FlagKind.values), name="flag_kind_valid", violation_error_message="Unknown flag kind."),
+            models.CheckConstraint(
+                condition=(
+                    Q(kind__in=ADMINISTRATION_FLAG_KINDS, administration__isnull=False, access_site__isnull=True)
+                    | Q(kind__in=SITE_FLAG_KINDS, administration__isnull=True, access_site__isnull=False)
+                    | Q(kind__in=ENCOUNTER_FLAG_KINDS, administration__isnull=True, access_site__isnull=True)
+                ),
+                name="flag_target_matches_kind",
+                violation_error_message="This kind of flag points at another kind of record.",
+            ),
+            models.CheckConstraint(condition=Q(resolved_at__isnull=True) | Q(resolved_at__gte=F("created_at")), name="flag_resolved_after_created", violation_error_message="A flag cannot be resolved before it was raised."),
+            models.UniqueConstraint(
+                fields=["administration", "kind"],
+                condition=Q(resolved_at__isnull=True, administration__isnull=False),
+                name="flag_one_open_per_record_kind",
+                violation_error_message="This record already has an open flag of this kind.",
+            ),
+            models.UniqueConstraint(
+                fields=["access_site", "kind"],
+                condition=Q(resolved_at__isnull=True, access_site__isnull=False),
+                name="flag_one_open_per_site_kind",
+                violation_error_message="This access site already has an open flag of this kind.",
+            ),
+            models.UniqueConstraint(
+                fields=["encounter", "kind"],
+                condition=Q(resolved_at__isnull=True, administration__isnull=True, access_site__isnull=True),
+                name="flag_one_open_per_encounter_kind",
+                violation_error_message="This encounter already has an open flag of this kind.",
+            ),
         ]
+        indexes = [
+            # Worklist and coder-queue counts read open flags per encounter.
+            models.Index(fields=["encounter"], condition=Q(resolved_at__isnull=True), name="flag_open_by_encounter"),
+        ]
+
+    def __str__(self) -> str:
+        return self.message
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None
+
+
+class SweepRun(models.Model):
+    """One flag sweep that committed (written in the sweep's own transaction).
+
+    A periodic sweep claims its period: `period_start` is unique, so two beat
+    processes, or a task redelivered after its worker died, sweep once per
+    period. A manual sweep (`manage.py sweep_flags`) has no period.
+    """
+
+    period_start = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    opened = models.PositiveIntegerField(default=0)
+    resolved = models.PositiveIntegerField(default=0)
+    still_open = models.PositiveIntegerField(default=0, help_text="Open flags after the sweep.")
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["period_start"], name="sweep_run_one_per_period", violation_error_message="This period has been swept already."),
+            models.CheckConstraint(condition=Q(finished_at__gte=F("started_at")), name="sweep_run_finished_after_start", violation_error_message="A sweep cannot finish before it starts."),
+        ]
+
+    def __str__(self) -> str:
+        return f"sweep {self.started_at:%Y-%m-%d %H:%M} opened={self.opened} resolved={self.resolved} open={self.still_open}"
 

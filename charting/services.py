@@ -440,6 +440,7 @@ def flag_long_running_administrations(*, now: dt.datetime, hours: float) -> dict
     with transaction.atomic():
         new = [
             DocumentationFlag(
+                encounter_id=adm.encounter_id,
                 administration=adm,
                 kind=kind,
                 message=f"{adm.drug.name} started at {local_hhmm(adm.started_at, adm.encounter.clinic)} has no stop time: chart when it stopped.",

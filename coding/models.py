@@ -14,6 +14,57 @@ from django.db.models import Count, Exists, OuterRef, Prefetch, Q
 from charting.models import Encounter
 from coding.engine import PayerPolicy
 
+# Choices mirror coding.engine.policy (a test keeps them equal); the first
+# named in each docstring is the Medicare default.
+
+
+class DistinctModifier(models.TextChoices):
+    """D3 (R12, R13), D11: distinct-service modifiers (59 by default)."""
+
+    M59 = "59", "59 (distinct procedural service)"
+    XE = "XE", "XE (separate encounter)"
+    XS = "XS", "XS (separate structure)"
+    XP = "XP", "XP (separate practitioner)"
+    XU = "XU", "XU (unusual non-overlapping service)"
+
+
+class SecondaryHydration59(models.TextChoices):
+    """D1 (R31): chemo_initial_only by default."""
+
+    CHEMO_INITIAL_ONLY = "chemo_initial_only", "Only after a chemo/complex initial"
+    ALWAYS = "always", "Always"
+    NEVER = "never", "Never"
+
+
+class SameDrugRuns(models.TextChoices):
+    """D2 (R17): sum by default."""
+
+    SUM = "sum", "Summed before units are computed"
+    ADDITIONAL_HOUR = "additional_hour", "Each later run as additional hours (96366/96415)"
+    SEQUENTIAL = "sequential", "Each later run as sequential (96367/96417)"
+
+
+class SplitDoseInjection(models.TextChoices):
+    """D11 (R9): one_injection by default."""
+
+    ONE_INJECTION = "one_injection", "One injection"
+    PER_SYRINGE = "per_syringe", "One line per syringe"
+
+
+class MixedBag(models.TextChoices):
+    """R26: one_infusion by default."""
+
+    ONE_INFUSION = "one_infusion", "One infusion"
+    SEQUENTIAL = "sequential", "Sequential (96367)"
+    CONCURRENT = "concurrent", "Concurrent (96368)"
+
+
+class LineDates(models.TextChoices):
+    """D4 (R14): start_date by default."""
+
+    START_DATE = "start_date", "Every unit on the day the service started"
+    SERVICE_DAY = "service_day", "Each hour-unit on the day it began"
+
 
 class PayerQuerySet(models.QuerySet):
     def with_overrides(self) -> PayerQuerySet:
@@ -22,38 +73,16 @@ class PayerQuerySet(models.QuerySet):
 
     def policy_for(self, code: str) -> PayerPolicy | None:
         """The engine policy of the payer with `code` (`Encounter.payer`), or None
-        when no such payer is stored (the engine then applies its fallback and warns)."""
+        when no such payer is stored (the engine then applies its fallback and warns).
+        Raises `coding.engine.policy.PolicyError` when the engine rejects a stored value."""
         payer = self.with_overrides().filter(code=code).first()
         return payer.to_policy() if payer is not None else None
 
 
-class DistinctModifier(models.TextChoices):
-    M59 = "59", "59 (distinct procedural service)"
-    XU = "XU", "XU (unusual non-overlapping service)"
-    XS = "XS", "XS (separate structure)"
-    XE = "XE", "XE (separate encounter)"
-
-
-class SeparateEncounterModifier(models.TextChoices):
-    M59 = "59", "59 (distinct procedural service)"
-    XE = "XE", "XE (separate encounter)"
-
-
-class InjectionRepeatModifier(models.TextChoices):
-    M59 = "59", "59 (distinct procedural service)"
-    XS = "XS", "XS (separate structure)"
-    XU = "XU", "XU (unusual non-overlapping service)"
-
-
-class SecondaryHydration59(models.TextChoices):
-    ALWAYS = "always", "Always"
-    CHEMO_INITIAL_ONLY = "chemo_initial_only", "Only after a chemo/complex initial"
-    NEVER = "never", "Never"
-
-
 class Payer(models.Model):
-    """A payer and its answers to the contested coding points (the "Engine
-    defaults" D1, D3, D8/R48 and D9 of coding-rules.md), edited by an admin.
+    """A payer and its answers to the contested coding points of coding-rules.md
+    ("Engine defaults" D1-D11 and "Points where sources disagree"), one field
+    per `PayerPolicy` field, edited by an admin.
 
     Encounters name their payer by `code` (`Encounter.payer`); a suggestion
     stores the policy it was coded with, so editing a payer changes only
@@ -66,19 +95,16 @@ class Payer(models.Model):
         max_length=2,
         choices=DistinctModifier.choices,
         default=DistinctModifier.M59,
-        help_text="D3 (R12): modifier on the second initial at a medically required separate site.",
+        help_text="D3 (R10, R12): on the second initial at a medically required separate site.",
     )
     separate_encounter_modifier = models.CharField(
         max_length=2,
-        choices=SeparateEncounterModifier.choices,
-        default=SeparateEncounterModifier.M59,
-        help_text="D3 (R13): modifier on the initial of a second encounter the same day.",
+        choices=DistinctModifier.choices,
+        default=DistinctModifier.M59,
+        help_text="D3 (R13): on the initial of a second encounter the same day (XE is the CMS subset).",
     )
     injection_repeat_modifier = models.CharField(
-        max_length=2,
-        choices=InjectionRepeatModifier.choices,
-        default=InjectionRepeatModifier.M59,
-        help_text="D11 (R9): modifier on a second injection line with the same code.",
+        max_length=2, choices=DistinctModifier.choices, default=DistinctModifier.M59, help_text="D11 (R9): on a second injection line with the same code."
     )
     secondary_hydration_59 = models.CharField(
         "59 on secondary hydration",
@@ -87,7 +113,30 @@ class Payer(models.Model):
         default=SecondaryHydration59.CHEMO_INITIAL_ONLY,
         help_text="D1 (R31): when 96361 after another initial carries 59.",
     )
-    report_jz = models.BooleanField("report JZ", default=True, help_text="R48, D8: JZ on a single-dose drug line when nothing was discarded.")
+    report_jz = models.BooleanField("report JZ", default=True, help_text="R48: JZ on single-dose drug lines with nothing discarded.")
+    jz_when_discard_below_unit = models.BooleanField(
+        "JZ when the discard is below one unit", default=True, help_text="D8 (R47): a discard smaller than one billing unit takes JZ (else neither JW nor JZ)."
+    )
+    same_drug_runs = models.CharField(
+        max_length=20, choices=SameDrugRuns.choices, default=SameDrugRuns.SUM, help_text="D2 (R17): separate runs of one drug in an encounter."
+    )
+    combine_hydration_segments = models.BooleanField(
+        default=True, help_text="D5 (R17, R21): non-contiguous hydration segments are summed (else each judged alone)."
+    )
+    split_dose_injection = models.CharField(
+        max_length=20, choices=SplitDoseInjection.choices, default=SplitDoseInjection.ONE_INJECTION, help_text="D11 (R9): one dose split over syringes."
+    )
+    injections_on_one_line = models.BooleanField(default=False, help_text="R9: several injections with one code on one line with units.")
+    mixed_bag = models.CharField(max_length=20, choices=MixedBag.choices, default=MixedBag.ONE_INFUSION, help_text="R26: drugs mixed in one bag.")
+    port_flush_with_em = models.BooleanField(
+        "96523 beside an E/M", default=False, help_text="R42: port irrigation also reported beside a significant E/M (25 on the E/M)."
+    )
+    hydration_volume_floor_ml = models.PositiveIntegerField(
+        "hydration volume floor (mL)", null=True, blank=True, help_text="R33: hydration of this many mL or less is not reported; empty for no floor (CPT)."
+    )
+    line_dates = models.CharField(
+        max_length=20, choices=LineDates.choices, default=LineDates.START_DATE, help_text="D4 (R14): dating the units of a service that crosses midnight."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = PayerQuerySet.as_manager()
@@ -100,25 +149,18 @@ class Payer(models.Model):
                 name="payer_code_slug",
                 violation_error_message="A payer code is lower-case letters, digits, - and _.",
             ),
-            models.CheckConstraint(
-                condition=Q(distinct_modifier__in=DistinctModifier.values),
-                name="payer_distinct_modifier_valid",
-                violation_error_message="Unknown distinct-service modifier.",
-            ),
-            models.CheckConstraint(
-                condition=Q(separate_encounter_modifier__in=SeparateEncounterModifier.values),
-                name="payer_separate_encounter_modifier_valid",
-                violation_error_message="Unknown separate-encounter modifier.",
-            ),
-            models.CheckConstraint(
-                condition=Q(injection_repeat_modifier__in=InjectionRepeatModifier.values),
-                name="payer_injection_repeat_modifier_valid",
-                violation_error_message="Unknown repeat-injection modifier.",
-            ),
-            models.CheckConstraint(
-                condition=Q(secondary_hydration_59__in=SecondaryHydration59.values),
-                name="payer_secondary_hydration_59_valid",
-                violation_error_message="Unknown secondary-hydration setting.",
+            *(
+                models.CheckConstraint(condition=Q(**{f"{field}__in": choices.values}), name=f"payer_{field}_valid", violation_error_message=message)
+                for field, choices, message in (
+                    ("distinct_modifier", DistinctModifier, "Unknown distinct-service modifier."),
+                    ("separate_encounter_modifier", DistinctModifier, "Unknown separate-encounter modifier."),
+                    ("injection_repeat_modifier", DistinctModifier, "Unknown repeat-injection modifier."),
+                    ("secondary_hydration_59", SecondaryHydration59, "Unknown secondary-hydration setting."),
+                    ("same_drug_runs", SameDrugRuns, "Unknown same-drug-runs setting."),
+                    ("split_dose_injection", SplitDoseInjection, "Unknown split-dose setting."),
+                    ("mixed_bag", MixedBag, "Unknown mixed-bag setting."),
+                    ("line_dates", LineDates, "Unknown line-dates setting."),
+                )
             ),
         ]
 
@@ -127,15 +169,25 @@ class Payer(models.Model):
 
     def to_policy(self) -> PayerPolicy:
         """This payer as the engine's frozen `PayerPolicy` (prefetch
-        `family_overrides`, see `Payer.objects.with_overrides()`, when converting many)."""
+        `family_overrides`, see `Payer.objects.with_overrides()`, when converting
+        many). Raises `PolicyError` when the engine rejects a value."""
         return PayerPolicy(
             name=self.code,
             distinct_modifier=self.distinct_modifier,
             separate_encounter_modifier=self.separate_encounter_modifier,
-            injection_repeat_modifier=self.injection_repeat_modifier,
             secondary_hydration_59=self.secondary_hydration_59,
             family_overrides=tuple(sorted((o.hcpcs, o.family) for o in self.family_overrides.all())),
             report_jz=self.report_jz,
+            jz_when_discard_below_unit=self.jz_when_discard_below_unit,
+            same_drug_runs=self.same_drug_runs,
+            combine_hydration_segments=self.combine_hydration_segments,
+            split_dose_injection=self.split_dose_injection,
+            injection_repeat_modifier=self.injection_repeat_modifier,
+            injections_on_one_line=self.injections_on_one_line,
+            mixed_bag=self.mixed_bag,
+            port_flush_with_em=self.port_flush_with_em,
+            hydration_volume_floor_ml=self.hydration_volume_floor_ml,
+            line_dates=self.line_dates,
         )
 
 
