@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 from django.db import IntegrityError, transaction
 
-from charting.models import AccessSite, Administration, Clinic, DocumentationFlag, Drug, Encounter, OtherService, Patient, Pause, TimeCorrection
+from charting.models import AccessSite, Administration, Clinic, DocumentationFlag, Drug, Encounter, OtherService, Patient, Pause, SweepRun, TimeCorrection
 from tests.factories import AccessSiteFactory, AdministrationFactory, ClinicFactory, DrugFactory, EncounterFactory, PatientFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -31,8 +31,33 @@ def _pause_two_open():
 
 def _flag_two_open():
     a = AdministrationFactory(started_at=T0)
-    DocumentationFlag.objects.create(administration=a, kind="still_running", message="x")
-    DocumentationFlag.objects.create(administration=a, kind="still_running", message="y")
+    DocumentationFlag.objects.create(encounter=a.encounter, administration=a, kind="still_running", message="x")
+    DocumentationFlag.objects.create(encounter=a.encounter, administration=a, kind="still_running", message="y")
+
+
+def _flag(**kwargs):
+    def make():
+        a = AdministrationFactory(started_at=T0)
+        DocumentationFlag.objects.create(**{"encounter": a.encounter, "administration": a, "kind": "still_running", "message": "x"} | kwargs)
+
+    return make
+
+
+def _site_flag_two_open():
+    site = AccessSiteFactory()
+    for _ in range(2):
+        DocumentationFlag.objects.create(encounter=site.encounter, access_site=site, kind="second_site_no_reason", message="x")
+
+
+def _encounter_flag_two_open():
+    e = EncounterFactory()
+    for _ in range(2):
+        DocumentationFlag.objects.create(encounter=e, kind="not_signed", message="x")
+
+
+def _sweep_twice_in_one_period():
+    SweepRun.objects.create(period_start=T0, started_at=T0, finished_at=T0)
+    SweepRun.objects.create(period_start=T0, started_at=T0, finished_at=T0)
 
 
 def _adm(**kwargs):
@@ -82,7 +107,14 @@ BAD_INSERTS = [
     ("time_correction_field_valid", _correction(field="label")),
     ("other_service_kind_valid", lambda: OtherService.objects.create(encounter=EncounterFactory(), kind="massage")),
     ("flag_one_open_per_record_kind", _flag_two_open),
-    ("flag_kind_valid", lambda: DocumentationFlag.objects.create(administration=AdministrationFactory(), kind="bored", message="x")),
+    ("flag_kind_valid", _flag(kind="bored")),
+    ("flag_one_open_per_site_kind", _site_flag_two_open),
+    ("flag_one_open_per_encounter_kind", _encounter_flag_two_open),
+    ("flag_target_matches_kind", _flag(kind="not_signed")),  # an encounter-level kind on an administration
+    ("flag_target_matches_kind", _flag(kind="second_site_no_reason")),
+    ("flag_resolved_after_created", _flag(created_at=T0, resolved_at=T0 - dt.timedelta(seconds=1))),
+    ("sweep_run_one_per_period", _sweep_twice_in_one_period),
+    ("sweep_run_finished_after_start", lambda: SweepRun.objects.create(started_at=T0, finished_at=T0 - dt.timedelta(seconds=1))),
 ]
 
 
@@ -95,8 +127,8 @@ def test_bad_insert_is_refused_by_the_database(constraint, insert):
 
 def test_resolved_flags_do_not_block_a_new_open_flag():
     a = AdministrationFactory(started_at=T0)
-    DocumentationFlag.objects.create(administration=a, kind="still_running", message="x", resolved_at=T0)
-    DocumentationFlag.objects.create(administration=a, kind="still_running", message="y")
+    DocumentationFlag.objects.create(encounter=a.encounter, administration=a, kind="still_running", message="x", created_at=T0, resolved_at=T0)
+    DocumentationFlag.objects.create(encounter=a.encounter, administration=a, kind="still_running", message="y")
     assert a.flags.count() == 2
 
 

@@ -76,7 +76,7 @@ def test_writes_refuse_get(nurse_client, adm):
 
 def test_worklist_shows_todays_encounters_of_my_clinics(nurse_client, encounter, other_clinic, clinic):
     running = AdministrationFactory(encounter=encounter, started_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5))
-    running.flags.create(kind="still_running", message="x")
+    running.flags.create(encounter=encounter, kind="still_running", message="x")
     EncounterFactory(patient=PatientFactory(clinic=other_clinic, family_name="Elsewhere"))
     EncounterFactory(patient=PatientFactory(clinic=clinic, family_name="Yesterday"), date_of_service=dt.date(2020, 1, 1))
     response = nurse_client.get(reverse("charting:worklist"))
