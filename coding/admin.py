@@ -1,8 +1,63 @@
-"""Read-only admin for suggestions: the engine's output is changed by re-coding, never by hand."""
+"""Admin: payer policies are edited here by the admin role; suggestions are
+read-only (the engine's output is changed by re-coding, never by hand)."""
 
 from django.contrib import admin
 
-from .models import SuggestedLine, Suggestion
+from infusion_site.roles import ADMIN, has_role
+
+from .models import Payer, PayerFamilyOverride, SuggestedLine, Suggestion
+
+
+class AdminRoleOnly:
+    """Access decided by the admin role (roles.py), not by per-model permission
+    rows an admin would have to be granted one by one."""
+
+    def has_module_permission(self, request):
+        return has_role(request.user, ADMIN)
+
+    def has_view_permission(self, request, obj=None):
+        return has_role(request.user, ADMIN)
+
+    def has_add_permission(self, request, *args):
+        return has_role(request.user, ADMIN)
+
+    def has_change_permission(self, request, obj=None):
+        return has_role(request.user, ADMIN)
+
+    def has_delete_permission(self, request, obj=None):
+        return has_role(request.user, ADMIN)
+
+
+class PayerFamilyOverrideInline(AdminRoleOnly, admin.TabularInline):
+    model = PayerFamilyOverride
+    extra = 0
+
+
+@admin.register(Payer)
+class PayerAdmin(AdminRoleOnly, admin.ModelAdmin):
+    """A change here applies to encounters coded from now on; stored
+    suggestions keep the policy they were coded with (`manage.py recode` shows
+    what re-coding would change)."""
+
+    list_display = ("code", "name", "distinct_modifier", "secondary_hydration_59", "report_jz", "updated_at")
+    search_fields = ("code", "name")
+    readonly_fields = ("updated_at",)
+    fieldsets = (
+        (None, {"fields": ("code", "name", "updated_at")}),
+        (
+            "Contested coding points (coding-rules.md, Engine defaults)",
+            {"fields": ("distinct_modifier", "separate_encounter_modifier", "injection_repeat_modifier", "secondary_hydration_59", "report_jz")},
+        ),
+    )
+    inlines = [PayerFamilyOverrideInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        # Encounters name the payer by code: renaming it would orphan them.
+        return (*self.readonly_fields, "code") if obj is not None else self.readonly_fields
+
+    def has_delete_permission(self, request, obj=None):
+        # Encounters still name it; a payer no one uses can be left unused.
+        return False
 
 
 class SuggestedLineInline(admin.TabularInline):
