@@ -2,7 +2,8 @@
 
 Fluids that are not therapy (R29), catheter declotting (R51), mixed bags (R26),
 missing stop times (R16, D10, R23), push vs infusion and same-drug sums (R15,
-R17, R18, D2), hydration minutes (R19, R21, R30, R31, D5) and concurrency (R25).
+R17, R18, D2), hydration minutes (R19, R21, R30, R31, R33, D5) and concurrency
+(R25).
 """
 
 from __future__ import annotations
@@ -15,17 +16,14 @@ from .state import (
     Service,
     Work,
     is_push,
+    run_arith,
     site_group,
-    sort_time,
+    union,
 )
-from .timing import (
-    merge,
-    running_intervals,
-    running_minutes,
-    subtract,
-    total_minutes,
-)
+from .timing import Interval, minutes_of, subtract
 from .types import Administration
+
+_NOT_THERAPY_WORDS = {"kvo": "keep-vein-open fluid", "flush": "line flush", "drug_vehicle": "drug vehicle/diluent"}
 
 
 def fluids_that_are_not_therapy(w: Work) -> None:
@@ -33,12 +31,12 @@ def fluids_that_are_not_therapy(w: Work) -> None:
     for adm in w.pending():
         if adm.purpose in NOT_THERAPY_PURPOSES:
             w.handled.add(adm.id)
-            words = {"kvo": "keep-vein-open fluid", "flush": "line flush", "drug_vehicle": "drug vehicle/diluent"}
+            words = _NOT_THERAPY_WORDS[adm.purpose]
             w.skip(
-                f"{adm.drug}: {words[adm.purpose]}",
+                f"{adm.drug}: {words}",
                 (adm.id,),
                 ("R29", "R41"),
-                f"{words[adm.purpose].capitalize()} is part of the administration, not hydration or a push.",
+                f"{words.capitalize()} is part of the administration, not hydration or a push.",
             )
 
 
@@ -47,21 +45,20 @@ def catheter_declotting(w: Work) -> None:
     the procedure 36593; it does not take an administration code or the initial."""
     kinds = {s.id: s.kind for s in w.doc.access_sites}
     for adm in w.pending():
-        name = adm.drug.lower()
-        thrombolytic = (adm.hcpcs or "").upper() in C.THROMBOLYTIC_HCPCS or any(t in name for t in C.THROMBOLYTIC_NAMES)
-        declot = adm.purpose == "catheter_clearance" or (
-            thrombolytic and adm.route == "iv_push" and kinds.get(adm.access_site or "") in C.CENTRAL_ACCESS_KINDS
-        )
-        if not declot:
-            continue
+        if adm.purpose != "catheter_clearance":
+            if adm.route != "iv_push" or kinds.get(adm.access_site or "") not in C.CENTRAL_ACCESS_KINDS:
+                continue
+            name = adm.drug.lower()
+            if (adm.hcpcs or "").upper() not in C.THROMBOLYTIC_HCPCS and not any(t in name for t in C.THROMBOLYTIC_NAMES):
+                continue
         w.handled.add(adm.id)
         w.line(
             C.DECLOT_CODE,
             1,
             admins=(adm.id,),
             rules=("R51",),
-            explanation=f"{adm.drug} instilled into the {kinds.get(adm.access_site or '', 'catheter')} to clear it: declotting procedure, not an injection",
-            when=w.date_of(adm.start),
+            explanation=f"{adm.drug} (adm {adm.id}) instilled into the {kinds.get(adm.access_site or '', 'catheter')} to clear it: declotting procedure, not an injection",
+            when=w.date_of(w.runs[adm.id].start),
         )
         w.warn(
             "declotting_inferred",
@@ -72,8 +69,9 @@ def catheter_declotting(w: Work) -> None:
 
 
 def mixed_bags(w: Work) -> None:
-    """R26, R3: drugs mixed in one bag are one infusion; a fluid in a bag that
-    carries a drug is the drug's vehicle, not hydration."""
+    """R26, R3: drugs mixed in one bag are one infusion (or, per payer policy,
+    separate sequential or concurrent infusions); a fluid in a bag that carries
+    a drug is the drug's vehicle, not hydration."""
     bags: dict[tuple[str, str], list[Administration]] = {}
     for adm in w.pending(*IV_ROUTES):
         if adm.bag:
@@ -92,16 +90,16 @@ def mixed_bags(w: Work) -> None:
                 ("R3", "R26", "R29"),
                 "A bag that carries a drug is a drug infusion, not hydration.",
             )
-        if len(drugs) == 1:
-            continue  # a single drug in its bag is an ordinary infusion
+        if len(drugs) == 1 or w.policy.mixed_bag != "one_infusion":
+            continue  # one drug in its bag, or a mix the payer codes drug by drug (iv_services)
         family = "chemo_complex" if any(a.admin_class == "chemo_complex" for a in drugs) else "therapeutic"
-        intervals = merge(i for a in drugs for i in running_intervals(a))
-        timed = all(a.start is not None and a.stop is not None for a in drugs)
-        minutes = total_minutes(intervals) if timed else None
-        starts = [a.start for a in drugs if a.start is not None]
-        kind = "push" if is_push(drugs[0], minutes) or minutes is None else "infusion"
-        for a in drugs:
-            w.handled.add(a.id)
+        ids = tuple(a.id for a in drugs)
+        intervals = union(w, ids)
+        timed = all(w.runs[a].minutes is not None for a in ids)
+        minutes = minutes_of(intervals) if timed else None
+        starts = [w.runs[a].start for a in ids if w.runs[a].start is not None]
+        kind = "push" if minutes is None or is_push(drugs[0], minutes) else "infusion"
+        w.handled.update(ids)
         w.services.append(
             Service(
                 key=f"bag:{bag}",
@@ -110,12 +108,12 @@ def mixed_bags(w: Work) -> None:
                 kind=kind,
                 encounter=encounter,
                 group=site_group(w.doc, drugs[0].access_site),
-                admin_ids=tuple(a.id for a in drugs),
-                start=min(starts, key=sort_time) if starts else None,
+                admin_ids=ids,
+                start=min(starts) if starts else None,
                 minutes=minutes,
                 intervals=intervals,
                 rules=("R26",),
-                note="one infusate mix",
+                arith=(run_arith(w, ids, minutes) if minutes is not None else "untimed") + "; one infusate mix (one bag)",
             )
         )
 
@@ -129,6 +127,7 @@ def no_stop_time(w: Work) -> None:
         if (adm.stop is not None and adm.start is not None) or adm.continuously_present:
             continue
         missing = "stop" if adm.start is not None else "start"
+        kind = "no_stop_time" if missing == "stop" else "no_start_time"
         if adm.admin_class == "hydration":
             w.handled.add(adm.id)
             w.skip(
@@ -137,12 +136,7 @@ def no_stop_time(w: Work) -> None:
                 ("R16", "D10"),
                 "Hydration duration cannot be established without start and stop times.",
             )
-            w.warn(
-                "no_stop_time" if missing == "stop" else "no_start_time",
-                f"{adm.drug}: no {missing} time charted; hydration is not reportable.",
-                (adm.id,),
-                ("R16", "D10"),
-            )
+            w.warn(kind, f"{adm.drug}: no {missing} time charted; hydration is not reportable.", (adm.id,), ("R16", "D10"), blocking=True)
             continue
         if adm.admin_class == "chemo_complex" and (adm.pump or supplies_pump):
             w.handled.add(adm.id)
@@ -151,8 +145,8 @@ def no_stop_time(w: Work) -> None:
                 1,
                 admins=(adm.id,),
                 rules=("R23",),
-                explanation=f"{adm.drug}: prolonged chemo infusion started on a portable/implantable pump",
-                when=w.date_of(adm.start),
+                explanation=f"{adm.drug} (adm {adm.id}): prolonged chemo infusion started on a portable/implantable pump at {w.clock(w.runs[adm.id].start)}; disconnect is not reported",
+                when=w.date_of(w.runs[adm.id].start),
             )
             w.warn(
                 "pump_supplier",
@@ -162,18 +156,41 @@ def no_stop_time(w: Work) -> None:
             )
             continue
         w.warn(
-            "no_stop_time" if missing == "stop" else "no_start_time",
+            kind,
             f"{adm.drug}: no {missing} time charted; infusion time cannot be supported, coded as a push. Query the nurse.",
             (adm.id,),
             ("R16", "D10"),
+            blocking=True,
         )
         # Left pending: iv_services treats it as a push (minutes unknown).
+
+
+def _clusters(w: Work, members: list[Administration]) -> list[list[Administration]]:
+    """Runs of one drug split into separate infusions for the D2 alternatives:
+    runs whose running time overlaps or touches (two bags at once, R11) stay
+    one infusion; untimed runs join the first."""
+    timed = sorted((a for a in members if w.runs[a.id].intervals), key=lambda a: (w.runs[a.id].intervals[0][0], a.id))
+    untimed = [a for a in members if not w.runs[a.id].intervals]
+    out: list[list[Administration]] = []
+    end = -1.0
+    for a in timed:
+        iv = w.runs[a.id].intervals
+        if out and iv[0][0] <= end:
+            out[-1].append(a)
+        else:
+            out.append([a])
+        end = max(end, iv[-1][1])
+    if not out:
+        return [untimed]
+    out[0].extend(untimed)
+    return out
 
 
 def iv_services(w: Work) -> None:
     """R15, R17, R18, D2: turn the remaining IV drug administrations into
     services.  Runs of the same drug in one encounter are summed (minus pauses)
-    before push/infusion and units are decided; pushes stay one service each."""
+    before push/infusion and units are decided (or, per payer policy D2, each
+    later run stands alone); pushes stay one service each."""
     runs: dict[tuple[str, str], list[Administration]] = {}
     pending = [a for a in w.pending(*IV_ROUTES) if a.admin_class != "hydration"]
     # Drugs with at least one timed infusion run: an untimed run of the same
@@ -181,17 +198,24 @@ def iv_services(w: Work) -> None:
     timed = {
         (a.encounter, w.drug_key(a))
         for a in pending
-        if a.route == "iv_infusion" and not a.continuously_present and (running_minutes(a) or 0) > 0
+        if a.route == "iv_infusion" and not a.continuously_present and (w.runs[a.id].minutes or 0) > 0
     }
+    split_bags = w.policy.mixed_bag != "one_infusion"
     for adm in pending:
-        minutes = running_minutes(adm)
+        run = w.runs[adm.id]
+        minutes = run.minutes
         joins_run = minutes is None and adm.route == "iv_infusion" and (adm.encounter, w.drug_key(adm)) in timed
-        as_push = not joins_run and (
-            adm.continuously_present or minutes is None or (adm.route == "iv_push" and minutes <= 15)
-        )
+        as_push = not joins_run and (adm.continuously_present or minutes is None or (adm.route == "iv_push" and minutes <= 15))
         if as_push:
             w.handled.add(adm.id)
-            rules = ("R18",) + (("R16", "D10") if adm.route == "iv_infusion" else ())
+            fallback = adm.route == "iv_infusion"
+            rules = ("R18",) + (("R16", "D10") if fallback else ())
+            if fallback:
+                arith = "no stop time: push fallback (D10)" if adm.start is not None else "no start time: push fallback (D10)"
+            elif adm.continuously_present and minutes:
+                arith = f"pushed over {minutes} min with the nurse present throughout ({w.clock(run.start)})"
+            else:
+                arith = f"charted as a push at {w.clock(run.start)}"
             w.services.append(
                 Service(
                     key=w.drug_key(adm),
@@ -201,61 +225,69 @@ def iv_services(w: Work) -> None:
                     encounter=adm.encounter,
                     group=site_group(w.doc, adm.access_site),
                     admin_ids=(adm.id,),
-                    start=adm.start,
+                    start=run.start,
                     minutes=minutes,
-                    intervals=running_intervals(adm),
+                    intervals=run.intervals,
                     rules=rules,
-                    note="charted as a push" if adm.route == "iv_push" else "no stop time, push fallback",
+                    arith=arith,
                 )
             )
             continue
         runs.setdefault((adm.encounter, w.drug_key(adm)), []).append(adm)
-    for (encounter, key), members in sorted(runs.items()):
-        intervals = merge(i for a in members for i in running_intervals(a))
-        # Actual running time of the drug (R15): the union of its runs, so runs
-        # that overlap (two bags at once to reach a rate, R11; overlapping
-        # charting) are not counted twice; separate runs are added (R17, D2).
-        minutes = total_minutes(intervals)
-        rules: tuple[str, ...] = ("R15",)
-        note = f"{minutes} running min"
-        if len(members) > 1:
-            rules += ("R17", "D2")
-            note = f"{len(members)} runs summed to {minutes} min"
-        if any(a.pauses for a in members):
-            rules += ("R17",)
-            note += ", pauses excluded"
-        kind = "push" if minutes <= 15 else "infusion"
-        rules += ("R18",)
-        for a in members:
-            w.handled.add(a.id)
-        first = members[0]
-        w.services.append(
-            Service(
-                key=key,
-                label=first.drug,
-                family=first.admin_class
-                if all(a.admin_class == first.admin_class for a in members)
-                else "chemo_complex",
-                kind=kind,
-                encounter=encounter,
-                group=site_group(w.doc, first.access_site),
-                admin_ids=tuple(a.id for a in members),
-                start=first.start,
-                minutes=minutes,
-                intervals=intervals,
-                rules=rules,
-                note=note,
-            )
+    for (encounter, key), all_members in sorted(runs.items()):
+        groups = [all_members] if w.policy.same_drug_runs == "sum" else _clusters(w, all_members)
+        for index, members in enumerate(groups):
+            _infusion(w, encounter, key, members, repeat=index > 0, bag=members[0].bag if split_bags else None)
+
+
+def _infusion(w: Work, encounter: str, key: str, members: list[Administration], *, repeat: bool, bag: str | None) -> None:
+    ids = tuple(a.id for a in members)
+    # Actual running time of the drug (R15): the union of its runs, so runs
+    # that overlap (two bags at once to reach a rate, R11; overlapping
+    # charting) are not counted twice; separate runs are added (R17, D2).
+    intervals = union(w, ids)
+    minutes = minutes_of(intervals)
+    rules: tuple[str, ...] = ("R15",)
+    if len(members) > 1:
+        rules += ("R17", "D2")
+    if any(a.pauses for a in members):
+        rules += ("R17",)
+    if repeat:
+        rules += ("D2", "R17")
+    rules += ("R18",)
+    w.handled.update(ids)
+    first = members[0]
+    family = first.admin_class if all(a.admin_class == first.admin_class for a in members) else "chemo_complex"
+    starts = [w.runs[a].start for a in ids if w.runs[a].start is not None]
+    w.services.append(
+        Service(
+            key=key,
+            label=first.drug,
+            family=family,
+            kind="push" if minutes <= 15 else "infusion",
+            encounter=encounter,
+            group=site_group(w.doc, first.access_site),
+            admin_ids=ids,
+            start=min(starts) if starts else None,
+            minutes=minutes,
+            intervals=intervals,
+            rules=rules,
+            arith=run_arith(w, ids, minutes),
+            bag=bag,
+            repeat=repeat,
         )
+    )
 
 
 def hydration(w: Work) -> None:
-    """R19, R21, R30, R31, D5: hydration of one encounter (per site group) is
-    summed; minutes overlapping any other IV administration (concurrent
+    """R19, R21, R30, R31, R33, D5: hydration of one encounter (per site group)
+    is summed; minutes overlapping any other IV administration (concurrent
     hydration, push minutes through the line) are removed; only medically
     necessary or adverse-reaction hydration is billable; 30 minutes or less is
-    not reportable."""
+    not reportable.  Per payer policy, segments are judged one by one (D5) and
+    small volumes are not reasonable and necessary (R33)."""
     groups: dict[tuple[str, str], list[Administration]] = {}
+    floor = w.policy.hydration_volume_floor_ml
     for adm in w.pending(*IV_ROUTES):
         if adm.admin_class != "hydration":
             continue
@@ -267,78 +299,92 @@ def hydration(w: Work) -> None:
                 ("R31", "R29"),
                 "Hydration is billable only when medically necessary or treating an adverse reaction.",
             )
-            w.warn(
-                "hydration_necessity",
-                f"{adm.drug}: purpose '{adm.purpose}' does not support hydration.",
-                (adm.id,),
-                ("R31",),
-            )
+            w.warn("hydration_necessity", f"{adm.drug}: purpose '{adm.purpose}' does not support hydration.", (adm.id,), ("R31",))
             continue
-        if any(word in adm.drug.lower() for word in ("potassium", "kcl", "magnesium", "calcium", "phosph")):
+        name = adm.drug.lower()
+        if any(word in name for word in ("potassium", "kcl", "magnesium", "calcium", "phosph")):
             w.warn(
                 "electrolyte_bag",
                 f"{adm.drug}: electrolyte replacement may be a therapeutic infusion (96365), not hydration; coder review.",
                 (adm.id,),
                 ("R3",),
             )
-        if adm.dose is not None and adm.dose.unit == "mL" and adm.dose.value <= 500:
+        volume = adm.dose.value if adm.dose is not None and adm.dose.unit == "mL" else None
+        if volume is not None and floor is not None and volume <= floor:
+            w.skip(
+                f"{adm.drug}: {volume} mL of hydration",
+                (adm.id,),
+                ("R33",),
+                f"The payer's policy treats hydration of {floor} mL or less as not reasonable and necessary.",
+            )
+            continue
+        if volume is not None and floor is None and volume <= 500:
             w.warn(
                 "hydration_volume",
-                f"{adm.drug}: {adm.dose.value} mL; some local policies question hydration of 500 mL or less.",
+                f"{adm.drug}: {volume} mL; some local policies question hydration of 500 mL or less.",
                 (adm.id,),
                 ("R33",),
             )
         groups.setdefault((adm.encounter, site_group(w.doc, adm.access_site)), []).append(adm)
     for (encounter, group), members in sorted(groups.items()):
-        own = merge(i for a in members for i in running_intervals(a))
-        others = [i for s in w.services if s.encounter == encounter and s.family != "hydration" for i in s.intervals]
-        alone = subtract(own, others)
-        gross = total_minutes(own)
-        minutes = total_minutes(alone)
         ids = tuple(a.id for a in members)
+        own = union(w, ids)
+        others = [i for s in w.services if s.encounter == encounter and s.family != "hydration" for i in s.intervals]
+        alone = subtract(own, others) if others else own
+        gross = minutes_of(own)
+        minutes = minutes_of(alone)
         rules: tuple[str, ...] = ("R15", "R19")
-        note = f"{minutes} min"
+        arith = run_arith(w, ids, gross)
         if len(members) > 1:
             rules += ("D5", "R17")
-            note = f"{len(members)} segments summed to {minutes} min"
         if gross != minutes:
             rules += ("R30", "R21")
-            note += f" ({gross - minutes} min overlapping other administrations removed)"
-        if minutes < 31:
-            w.skip(
-                f"hydration ({', '.join(a.drug for a in members)})",
-                ids,
-                rules,
-                f"Only {minutes} min of hydration ran alone; 30 minutes or less is not reportable.",
+            arith = f"{minutes} min = {gross} running − {gross - minutes} during other administrations [{arith}]"
+        starts = [w.runs[a].start for a in ids if w.runs[a].start is not None]
+        start = min(starts) if starts else None
+        if w.policy.combine_hydration_segments or len(alone) < 2:
+            pieces: list[tuple[tuple[Interval, ...], int, str]] = [(alone, minutes, arith)]
+        else:
+            rules += ("D5",)
+            pieces = [((p,), minutes_of((p,)), f"segment {w.clock(p[0])}–{w.clock(p[1])} alone (payer does not add segments, D5)") for p in alone]
+        for intervals, piece_minutes, piece_arith in pieces:
+            if piece_minutes < 31:
+                w.skip(
+                    f"hydration ({', '.join(a.drug for a in members)})",
+                    ids,
+                    rules,
+                    f"Only {piece_minutes} min of hydration ran alone ({piece_arith}); 30 minutes or less is not reportable.",
+                )
+                continue
+            w.services.append(
+                Service(
+                    key="hydration",
+                    label=members[0].drug,
+                    family="hydration",
+                    kind="infusion",
+                    encounter=encounter,
+                    group=group,
+                    admin_ids=ids,
+                    start=start if len(pieces) == 1 else intervals[0][0],
+                    minutes=piece_minutes,
+                    intervals=intervals,
+                    rules=rules,
+                    arith=piece_arith,
+                )
             )
-            continue
-        starts = [a.start for a in members if a.start is not None]
-        w.services.append(
-            Service(
-                key="hydration",
-                label=members[0].drug,
-                family="hydration",
-                kind="infusion",
-                encounter=encounter,
-                group=group,
-                admin_ids=ids,
-                start=min(starts, key=sort_time) if starts else None,
-                minutes=minutes,
-                intervals=alone,
-                rules=rules,
-                note=note,
-            )
-        )
 
 
 def concurrent_infusions(w: Work) -> None:
     """R25: a different drug running at the same time as another infusion
     through the same access is concurrent (96368), never the initial.  Marked by
-    ``concurrent_with``, or inferred from overlapping running time in one site
-    group (with a warning).  There is no concurrent chemo code."""
+    ``concurrent_with`` (or, per payer policy R26, by sharing a bag), or
+    inferred from overlapping running time in one site group (with a warning).
+    There is no concurrent chemo code."""
+    infusions = [s for s in w.services if s.kind == "infusion" and s.family != "hydration"]
+    if len(infusions) < 2:
+        return
     by_admin = {aid: s for s in w.services for aid in s.admin_ids}
     adm_by_id = {a.id: a for a in w.administrations}
-    infusions = [s for s in w.services if s.kind == "infusion" and s.family != "hydration"]
     marked: dict[int, list[Service]] = {}
     for s in infusions:
         for aid in s.admin_ids:
@@ -346,24 +392,28 @@ def concurrent_infusions(w: Work) -> None:
             t = by_admin.get(target or "")
             if t is not None and t is not s and t.kind == "infusion" and t.family != "hydration":
                 marked.setdefault(id(s), []).append(t)
+        if s.bag is not None and w.policy.mixed_bag == "concurrent":
+            mates = [t for t in infusions if t is not s and t.bag == s.bag and t.encounter == s.encounter]
+            marked.setdefault(id(s), []).extend(mates)
+    ordered = sorted(infusions, key=Service.order)
     # Charted pairs first, so an inference never pre-empts (or mislabels as
     # inferred) a pair the nurse marked.
-    for explicit in (True, False):
-        for s in sorted(infusions, key=Service.order):
-            if explicit:
-                partners = marked.get(id(s), [])
-            elif id(s) in marked:
-                continue
-            else:
-                partners = [
-                    t
-                    for t in infusions
-                    if t is not s
-                    and t.encounter == s.encounter
-                    and t.group == s.group
-                    and _overlap_minutes(s, t) >= INFERRED_CONCURRENT_MINUTES
-                ]
-            _pair_concurrent(w, s, partners, explicit)
+    for s in ordered:
+        if id(s) in marked:
+            _pair_concurrent(w, s, marked[id(s)], True)
+    for s in ordered:
+        if id(s) in marked:
+            continue
+        partners = [
+            t
+            for t in infusions
+            if t is not s
+            and t.encounter == s.encounter
+            and t.group == s.group
+            and not (s.bag is not None and t.bag == s.bag)  # one bag split by policy: never concurrent by inference
+            and _overlap_minutes(s, t) >= INFERRED_CONCURRENT_MINUTES
+        ]
+        _pair_concurrent(w, s, partners, False)
 
 
 def _pair_concurrent(w: Work, s: Service, partners: list[Service], explicit: bool) -> None:
@@ -388,6 +438,7 @@ def _pair_concurrent(w: Work, s: Service, partners: list[Service], explicit: boo
             continue
         lower.concurrent = True
         lower.rules += ("R25",)
+        lower.arith += f"; ran at the same time as {other.who()}"
         if not explicit:
             w.warn(
                 "concurrent_inferred",
@@ -398,7 +449,9 @@ def _pair_concurrent(w: Work, s: Service, partners: list[Service], explicit: boo
 
 
 def _overlap_minutes(a: Service, b: Service) -> int:
-    return total_minutes(a.intervals) - total_minutes(subtract(a.intervals, b.intervals))
+    if not a.intervals or not b.intervals or a.intervals[-1][1] <= b.intervals[0][0] or b.intervals[-1][1] <= a.intervals[0][0]:
+        return 0
+    return minutes_of(a.intervals) - minutes_of(subtract(a.intervals, b.intervals))
 
 
 # Overlap needed before two uncharted infusions are taken as concurrent: the

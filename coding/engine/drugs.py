@@ -1,20 +1,30 @@
 """Drug (HCPCS Level II) lines beside the administration lines (R46-R49, D6, D8).
 
-Units = administered amount / billing unit, rounded up (R46).  From single-dose
-containers the discarded amount goes on its own JW line, rounded down; when it
-is less than one billing unit the administered line takes JZ (R47, R48, D8).
-Multiple-dose containers take neither.  The NDC is reported in 11-digit 5-4-2
-form (R49).  Fluids are billed only when their hydration was reported (D6).
+Units = administered amount / billing unit, rounded up; a dose below one unit
+is one unit (R46).  From single-dose containers the discarded amount goes on
+its own JW line, rounded down; when it is less than one billing unit (so one
+unit already covers dose + waste, or the waste is a fraction of a unit) there
+is no JW line and the administered line takes JZ, as it does when nothing was
+discarded (R47, R48, D8).  Multiple-dose containers take neither.  The NDC is
+reported in 11-digit 5-4-2 form with qualifier N4, its quantity and unit (R49).
+Fluids are billed only when their hydration was reported (D6).
+
+Input the engine cannot use is never guessed at.  It is not an exception
+either: a malformed NDC, a dose or discard in a unit the billing unit cannot
+convert from (mL against mg needs a concentration the chart does not hold) or
+a missing billing unit gives a ``blocking`` warning and no drug line for that
+code, so the rest of the encounter is still coded and the coder sees why.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from .types import Administration, Quantity
+from .types import Administration, Container, Quantity
 
 if TYPE_CHECKING:
     from .state import Work
@@ -58,8 +68,8 @@ CATALOG_UNITS: dict[str, Quantity] = {
 
 
 def to_unit(q: Quantity, unit: str) -> Decimal | None:
-    """``q`` expressed in ``unit`` (mass units convert; mL and units only to
-    themselves), or None when the units are incompatible."""
+    """``q`` expressed in ``unit`` (mass units convert among themselves; mL and
+    units only to themselves), or None when the units are incompatible."""
     if q.unit == unit:
         return Decimal(q.value)
     if q.unit in _MASS_IN_MG and unit in _MASS_IN_MG:
@@ -67,159 +77,276 @@ def to_unit(q: Quantity, unit: str) -> Decimal | None:
     return None
 
 
+def billing_units(amount: Decimal, per: Decimal) -> int:
+    """R46: HCPCS units for an administered ``amount``: amount / unit size,
+    rounded up; any amount above zero is at least one unit."""
+    if amount <= 0:
+        return 0
+    return max(1, math.ceil(amount / per))
+
+
+def discard_units(amount: Decimal, per: Decimal) -> int:
+    """R47: JW units for a discarded ``amount``: rounded down (a discard of
+    less than one billing unit gives none)."""
+    if amount <= 0:
+        return 0
+    return math.floor(amount / per)
+
+
+_NDC_SHAPES = {(4, 4, 2): 0, (5, 3, 2): 1, (5, 4, 1): 2, (5, 4, 2): None}
+_DIGITS = re.compile(r"\d+")
+
+
+def parse_ndc(text: str) -> tuple[str | None, str | None]:
+    """An NDC as printed to ``(11-digit 5-4-2 form, None)`` or ``(None, reason)`` (R49).
+
+    The 10-digit shapes are padded with a leading zero in the short segment:
+    4-4-2 (0002-7597-01 -> 00002759701), 5-3-2 (50242-040-62 -> 50242004062),
+    5-4-1 (60575-4112-1 -> 60575411201).  An 11-digit NDC is accepted as
+    5-4-2, hyphenated or not.  Ten digits without hyphens are ambiguous (the
+    segment to pad is unknown); 6-digit labeler shapes (6-3-2, 6-4-1) do not fit
+    the 11-digit claim format; anything else is malformed.
+    """
+    raw = text.strip()
+    parts = raw.split("-")
+    if len(parts) == 1:
+        if _DIGITS.fullmatch(raw) and len(raw) == 11:
+            return raw, None
+        if _DIGITS.fullmatch(raw) and len(raw) == 10:
+            return None, f"NDC {text!r} has 10 digits without hyphens: cannot tell which segment to pad; chart it as printed (4-4-2, 5-3-2 or 5-4-1)"
+        return None, f"NDC {text!r} is not a 10-digit NDC as printed (4-4-2, 5-3-2, 5-4-1) or an 11-digit 5-4-2 NDC"
+    if len(parts) != 3 or not all(_DIGITS.fullmatch(p) for p in parts):
+        return None, f"NDC {text!r} is not three groups of digits separated by hyphens"
+    shape = (len(parts[0]), len(parts[1]), len(parts[2]))
+    if shape not in _NDC_SHAPES:
+        if shape[0] == 6:
+            return None, f"NDC {text!r} has a 6-digit labeler ({shape[0]}-{shape[1]}-{shape[2]}); the 11-digit 5-4-2 claim form cannot carry it"
+        return None, f"NDC {text!r} has shape {shape[0]}-{shape[1]}-{shape[2]}; expected 4-4-2, 5-3-2, 5-4-1 or 5-4-2"
+    pad = _NDC_SHAPES[shape]
+    if pad is not None:
+        parts[pad] = "0" + parts[pad]
+    return "".join(parts), None
+
+
 def ndc_11(ndc: str) -> str | None:
-    """10-digit NDC as printed (4-4-2, 5-3-2, 5-4-1) to the 11-digit 5-4-2 form
-    without hyphens (R49); an 11-digit 5-4-2 NDC is returned unhyphenated;
-    anything else gives None."""
-    parts = ndc.strip().split("-")
-    if len(parts) != 3 or not all(re.fullmatch(r"\d+", p) for p in parts):
-        digits = re.sub(r"\D", "", ndc)
-        return digits if len(digits) == 11 else None
-    a, b, c = parts
-    shape = (len(a), len(b), len(c))
-    if shape == (4, 4, 2):
-        a = "0" + a
-    elif shape == (5, 3, 2):
-        b = "0" + b
-    elif shape == (5, 4, 1):
-        c = "0" + c
-    elif shape != (5, 4, 2):
+    """The 11-digit 5-4-2 form of an NDC as printed, or None when malformed (R49)."""
+    return parse_ndc(ndc)[0]
+
+
+# R49 unit qualifiers, by the unit the package is measured in.
+NDC_UNIT_QUALIFIERS = {"mL": "ML", "g": "GR", "units": "F2", "mg": "ME", "mcg": "ME"}
+NDC_QUALIFIER = "N4"
+
+
+def ndc_quantity(amount: Quantity, containers: list[Container]) -> tuple[Decimal, str] | None:
+    """R49: the NDC quantity and unit qualifier of ``amount`` (administered or
+    discarded) in the package's unit -- not in HCPCS units.
+
+    * a liquid dose in mL: ML, the millilitres;
+    * international units: F2; grams: GR;
+    * a mass dose from containers labelled by mass (a 100 mg vial): UN, the
+      number of containers' worth (184 mg of 100 mg vials = UN 1.84), since
+      several payers reject ME;
+    * a mass dose with no container size charted: ME, in milligrams.
+    None when the amount cannot be expressed in the package's unit (a mg dose
+    from containers labelled in mL needs the concentration).
+    """
+    sizes = {c.size for c in containers if c.size is not None}
+    size = next(iter(sizes)) if len(sizes) == 1 else None
+    if amount.unit in _MASS_IN_MG:
+        if size is not None and size.unit in _MASS_IN_MG and size.value > 0:
+            worth = to_unit(amount, size.unit)
+            assert worth is not None
+            return (_round3(worth / Decimal(size.value)), "UN")
+        if size is not None:
+            return None  # mass dose, package measured in mL/units: no conversion
+        mg = to_unit(amount, "mg")
+        assert mg is not None
+        return (_round3(mg), "ME")
+    if size is not None and size.unit != amount.unit:
         return None
-    return a + b + c
+    return (_round3(Decimal(amount.value)), NDC_UNIT_QUALIFIERS[amount.unit])
+
+
+def _round3(d: Decimal) -> Decimal:
+    return d.quantize(Decimal("0.001")).normalize() if d != d.to_integral() else d.quantize(Decimal(1))
 
 
 def drug_lines(w: Work) -> None:
-    """R46-R49, D6, D8: one drug line per HCPCS per date (doses summed)."""
+    """R46-R49, D6, D8: one drug line per HCPCS per date (doses summed), plus a
+    JW line for a billable discard."""
     groups: dict[tuple[str, object], list[Administration]] = {}
     for adm in w.administrations:
         if not adm.hcpcs or adm.purpose in ("kvo", "flush", "drug_vehicle") or adm.id in w.bag_fluids:
             continue
         if adm.admin_class == "hydration" and adm.id not in w.billed_hydration:
+            w.skip(
+                f"{adm.hcpcs.strip().upper()}: {adm.drug} (fluid)",
+                (adm.id,),
+                ("D6", "R29", "R41"),
+                "A fluid bag is billed only when its hydration is reported; otherwise it is a supply of the service.",
+            )
             continue  # D6: fluid is billed only with reportable hydration
-        groups.setdefault((adm.hcpcs.strip().upper(), w.date_of(adm.start)), []).append(adm)
+        groups.setdefault((adm.hcpcs.strip().upper(), w.date_of(w.runs[adm.id].start)), []).append(adm)
     for (hcpcs, when), members in groups.items():
-        ids = tuple(a.id for a in members)
-        unit = next((a.hcpcs_unit for a in members if a.hcpcs_unit is not None), None)
-        if unit is None and hcpcs in CATALOG_UNITS:
-            unit = CATALOG_UNITS[hcpcs]
-            w.warn(
-                "billing_unit_from_catalog",
-                f"{hcpcs}: billing unit not charted; catalog unit {_fmt(unit.value)} {unit.unit} used.",
-                ids,
-                ("R46",),
-            )
-        if unit is None or unit.value <= 0:
-            w.warn(
-                "billing_unit_unknown",
-                f"{hcpcs}: billing unit not given; drug line left to the catalog/coder.",
-                ids,
-                ("R46",),
-            )
+        _drug_line(w, hcpcs, when, members)  # type: ignore[arg-type]
+
+
+def _drug_line(w: Work, hcpcs: str, when: date, members: list[Administration]) -> None:
+    ids = tuple(a.id for a in members)
+    who = f"{members[0].drug} (adm {', '.join(ids)})"
+    unit = next((a.hcpcs_unit for a in members if a.hcpcs_unit is not None), None)
+    if unit is None and hcpcs in CATALOG_UNITS:
+        unit = CATALOG_UNITS[hcpcs]
+        w.warn(
+            "billing_unit_from_catalog",
+            f"{hcpcs}: billing unit not charted; catalog unit {_fmt(unit.value)} {unit.unit} used.",
+            ids,
+            ("R46",),
+        )
+    if unit is None or unit.value <= 0:
+        w.warn(
+            "billing_unit_unknown",
+            f"{hcpcs}: billing unit not known; no drug line until the catalog or the chart gives it.",
+            ids,
+            ("R46",),
+            blocking=True,
+        )
+        return
+    per = Decimal(unit.value)
+    total = Decimal(0)
+    for a in members:
+        if a.dose is None:
             continue
-        total = Decimal(0)
-        ok = True
-        for a in members:
-            if a.dose is None:
-                continue
-            amount = to_unit(a.dose, unit.unit)
-            if amount is None:
-                ok = False
-                break
-            total += amount
-        if not ok:
+        amount = to_unit(a.dose, unit.unit)
+        if amount is None:
             w.warn(
                 "dose_unit_mismatch",
-                f"{hcpcs}: dose unit does not convert to the billing unit {unit.unit}.",
+                f"{hcpcs}: {a.drug} dose charted in {a.dose.unit} cannot be converted to the billing unit "
+                f"({_fmt(per)} {unit.unit}) without a concentration; no drug line. Chart the dose in {unit.unit}.",
                 ids,
                 ("R46",),
+                blocking=True,
             )
-            continue
-        if total <= 0:
-            w.warn("dose_missing", f"{hcpcs}: no administered amount charted.", ids, ("R46",))
-            continue
-        per = Decimal(unit.value)
-        units = max(1, math.ceil(total / per))
-        ndc = next((n for n in (ndc_11(a.ndc) for a in members if a.ndc) if n), None)
-        if any(a.ndc for a in members) and ndc is None:
-            w.warn("ndc_format", f"{hcpcs}: NDC is not a 10- or 11-digit NDC.", ids, ("R49",))
-        rules: tuple[str, ...] = ("R46",) + (("R49",) if ndc else ())
-        containers = [a.container for a in members if a.container is not None]
-        label = members[0].drug
-        base = f"{label}: {_fmt(total)} {unit.unit} at {_fmt(per)} {unit.unit} per unit = {units} unit(s)"
-        if not containers:
+            return
+        total += amount
+    if total <= 0:
+        w.warn("dose_missing", f"{hcpcs}: no administered amount charted; no drug line.", ids, ("R46",), blocking=True)
+        return
+    units = billing_units(total, per)
+    ratio = total / per
+    rounding = (
+        "a dose below one unit is 1 unit"
+        if ratio < 1
+        else ("exact" if ratio == units else "rounded up")
+    )
+    base = f"{hcpcs} ×{units}: {who} {_fmt(total)} {unit.unit} ÷ {_fmt(per)} {unit.unit} per unit = {_fmt(ratio.quantize(Decimal('0.001')))} → {units} unit(s) ({rounding}, R46)"
+    rules: tuple[str, ...] = ("R46",)
+
+    # NDC (R49): one valid NDC per line; a malformed one blocks the line.
+    printed = tuple(dict.fromkeys(a.ndc.strip() for a in members if a.ndc and a.ndc.strip()))
+    ndc: str | None = None
+    if printed:
+        parsed = [parse_ndc(p) for p in printed]
+        errors = [e for _, e in parsed if e]
+        if errors:
+            w.warn("ndc_malformed", f"{hcpcs}: {'; '.join(errors)}. No drug line until the NDC is corrected.", ids, ("R49",), blocking=True)
+            return
+        forms = tuple(dict.fromkeys(n for n, _ in parsed if n))
+        if len(forms) > 1:
             w.warn(
-                "container_not_documented",
-                f"{hcpcs}: container type not charted; JW/JZ cannot be decided.",
+                "ndc_several",
+                f"{hcpcs}: several NDCs charted ({', '.join(printed)}); report one line per NDC. Line suggested without NDC.",
                 ids,
-                ("R47", "R48"),
-            )
-            w.line(hcpcs, units, admins=ids, rules=rules, explanation=base, when=when, ndc=ndc)
-            continue
-        if any(c.type == "multi_dose" for c in containers):
-            w.line(
-                hcpcs,
-                units,
-                admins=ids,
-                rules=rules + ("R47", "R48"),
-                when=when,
-                ndc=ndc,
-                explanation=base + "; multiple-dose container, no JW/JZ",
-            )
-            continue
-        wasted = [a.wasted for a in members if a.container is not None]
-        if any(q is None for q in wasted):
-            w.warn(
-                "waste_not_documented",
-                f"{hcpcs}: single-dose container without a charted discarded amount.",
-                ids,
-                ("R47", "R48"),
-            )
-            w.line(hcpcs, units, admins=ids, rules=rules, explanation=base, when=when, ndc=ndc)
-            continue
-        waste_amount = Decimal(0)
-        for q in wasted:
-            assert q is not None
-            converted = to_unit(q, unit.unit)
-            waste_amount += converted if converted is not None else Decimal(0)
-        waste_units = math.floor(waste_amount / per)
-        if waste_units >= 1:
-            w.line(
-                hcpcs,
-                units,
-                admins=ids,
-                rules=rules + ("R47",),
-                when=when,
-                ndc=ndc,
-                explanation=base + "; administered amount, discard billed on its own JW line",
-            )
-            w.line(
-                hcpcs,
-                waste_units,
-                admins=ids,
-                rules=("R47",) + rules[1:],
-                modifiers=("JW",),
-                when=when,
-                ndc=ndc,
-                explanation=f"{label}: {_fmt(waste_amount)} {unit.unit} discarded from single-dose container(s) = {waste_units} unit(s), rounded down",
+                ("R49",),
+                blocking=True,
             )
         else:
-            extra = (
-                "nothing discarded"
-                if waste_amount == 0
-                else f"{_fmt(waste_amount)} {unit.unit} discarded is less than one unit"
+            ndc = forms[0]
+            rules += ("R49",)
+            base += f"; NDC {printed[0]} → {NDC_QUALIFIER} {ndc}"
+
+    containers = [a.container for a in members if a.container is not None]
+
+    def emit(n: int, amount: Quantity, text: str, line_rules: tuple[str, ...], modifiers: tuple[str, ...] = ()) -> None:
+        extra: dict[str, object] = {}
+        if ndc is not None:
+            extra = {"ndc": ndc, "ndc_qualifier": NDC_QUALIFIER}
+            quantity = ndc_quantity(amount, containers)
+            if quantity is None:
+                w.warn(
+                    "ndc_quantity",
+                    f"{hcpcs}: NDC quantity cannot be expressed in the package's unit ({amount.unit} charted); enter it by hand.",
+                    ids,
+                    ("R49",),
+                )
+            else:
+                extra["ndc_quantity"], extra["ndc_unit"] = quantity
+                text += f"; NDC quantity {quantity[1]} {_fmt(quantity[0])}"
+        w.line(hcpcs, n, admins=ids, rules=line_rules, modifiers=modifiers, when=when, explanation=text, **extra)
+
+    given = Quantity(total, unit.unit)
+    if not containers:
+        w.warn(
+            "container_not_documented",
+            f"{hcpcs}: container type not charted; JW/JZ cannot be decided.",
+            ids,
+            ("R47", "R48"),
+            blocking=True,
+        )
+        emit(units, given, base + "; container not charted, no JW/JZ", rules)
+        return
+    if any(c.type == "multi_dose" for c in containers):
+        emit(units, given, base + "; multiple-dose container: neither JW nor JZ (R47, R48)", rules + ("R47", "R48"))
+        return
+    wasted = [a.wasted for a in members if a.container is not None]
+    if any(q is None for q in wasted):
+        w.warn(
+            "waste_not_documented",
+            f"{hcpcs}: single-dose container without a charted discarded amount (or 'none'); JW/JZ cannot be decided.",
+            ids,
+            ("R47", "R48"),
+            blocking=True,
+        )
+        emit(units, given, base + "; discarded amount not charted, no JW/JZ", rules)
+        return
+    waste = Decimal(0)
+    for q in wasted:
+        assert q is not None
+        converted = to_unit(q, unit.unit)
+        if converted is None:
+            w.warn(
+                "waste_unit_mismatch",
+                f"{hcpcs}: discarded amount charted in {q.unit} cannot be converted to the billing unit ({_fmt(per)} {unit.unit}); no JW/JZ. Chart the waste in {unit.unit}.",
+                ids,
+                ("R47",),
+                blocking=True,
             )
-            w.line(
-                hcpcs,
-                units,
-                admins=ids,
-                rules=rules + ("R48",) + (("D8", "R47") if waste_amount else ()),
-                modifiers=("JZ",),
-                when=when,
-                ndc=ndc,
-                explanation=base + f"; {extra}, JZ",
-            )
+            emit(units, given, base + "; discarded amount in another unit, no JW/JZ", rules)
+            return
+        waste += converted
+    waste_units = discard_units(waste, per)
+    if waste_units >= 1:
+        emit(units, given, base + "; administered amount (discard on its own JW line, R47)", rules + ("R47",))
+        emit(
+            waste_units,
+            Quantity(waste, unit.unit),
+            f"{hcpcs}-JW ×{waste_units}: {who} {_fmt(waste)} {unit.unit} discarded from single-dose container(s) ÷ {_fmt(per)} {unit.unit} = "
+            f"{_fmt((waste / per).quantize(Decimal('0.001')))} → {waste_units} unit(s) (rounded down, R47)" + (f"; NDC {NDC_QUALIFIER} {ndc}" if ndc else ""),
+            ("R47",) + rules,
+            ("JW",),
+        )
+        return
+    if waste == 0:
+        jz = w.policy.report_jz
+        text = base + ("; nothing discarded from single-dose container(s): JZ (R48)" if jz else "; nothing discarded; payer does not take JZ (R48)")
+        emit(units, given, text, rules + ("R48",), ("JZ",) if jz else ())
+        return
+    covers = " (one billing unit covers dose + waste)" if units == 1 and total + waste <= per else ""
+    jz = w.policy.report_jz and w.policy.jz_when_discard_below_unit
+    text = base + f"; {_fmt(waste)} {unit.unit} discarded is less than one {_fmt(per)} {unit.unit} unit{covers}: no JW line, " + ("JZ (D8)" if jz else "neither JW nor JZ (payer setting, D8)")
+    emit(units, given, text, rules + ("R47", "R48", "D8"), ("JZ",) if jz else ())
 
 
 def _fmt(d: Decimal) -> str:
-    text = format(d.normalize(), "f")
-    return text
+    return format(d.normalize(), "f")

@@ -1,31 +1,43 @@
-"""The single entry point: ``evaluate(doc) -> CodingResult``."""
+"""The single entry point: ``evaluate(doc, policy=None) -> CodingResult``."""
 
 from __future__ import annotations
 
-from .codes import INITIAL_CODE, INJECTION_CODES
+from dataclasses import replace
+
+from .codes import INITIAL_CODE, INJECTION_CODES, is_drug_code
 from .drugs import drug_lines
 from .policy import MEDICARE, PayerPolicy, policy_for
 from .rules import RULES, record_billed_hydration
-from .state import Work, sort_time
-from .types import CodingResult, EncounterDoc, Line
+from .state import NEVER, Work, family_word
+from .timing import zone
+from .types import Administration, CodingResult, EncounterDoc, Line
 
 # Lines that are never joined: each initial and each injection is its own service.
 _UNMERGED = frozenset(INITIAL_CODE.values()) | INJECTION_CODES
 
-RULESET_VERSION = "2025.2-admin+drug"
+RULESET_VERSION = "2025.3"
 """Version of the rule set (coding-rules.md R1-R51, D1-D13 as implemented).
 Stored with every suggestion so a past result can be replayed; bump it with
-any change that can change a line."""
+any change that can change a line, its explanation, a not-billed entry or a
+warning.  2025.3: payer policies, NDC quantity/unit on drug lines, blocking
+warnings, minute arithmetic in every explanation."""
 
 
 def evaluate(doc: EncounterDoc, policy: PayerPolicy | None = None) -> CodingResult:
     """Code one documented encounter.
 
-    ``policy`` defaults to the payer's known policy (``doc.payer``), else
-    MEDICARE with a ``payer_policy`` warning.  Pure and deterministic: the
-    result depends only on the values of ``doc`` and ``policy``, not on the order
-    of its administrations, sites or other services.  Never raises for
-    clinically incomplete documentation; gaps come back as warnings.
+    ``policy`` defaults to the payer's built-in policy (``doc.payer``), else
+    MEDICARE with a ``payer_policy`` warning; the policy applied is returned on
+    the result.  Pure and deterministic: the result depends only on the values
+    of ``doc`` and ``policy``, not on the order of its administrations, sites or
+    other services.
+
+    Never raises for clinically incomplete or mis-entered documentation: gaps
+    and input the engine cannot use (no stop time, a malformed NDC, a dose in a
+    unit the billing unit cannot convert from) come back as warnings with
+    ``blocking=True`` and no guessed line, so the rest of the encounter is
+    still coded.  Invalid policy values are refused earlier, by ``PayerPolicy``
+    itself (``PolicyError``).
     """
     chosen = policy
     fallback = False
@@ -33,8 +45,9 @@ def evaluate(doc: EncounterDoc, policy: PayerPolicy | None = None) -> CodingResu
         chosen = policy_for(doc.payer)
         if chosen is None:
             chosen, fallback = MEDICARE, True
-    ordered = tuple(sorted(doc.administrations, key=lambda a: (sort_time(a.start), a.id)))
-    work = Work(doc=doc, policy=chosen, administrations=ordered)
+    admins, overridden = _apply_family_overrides(doc.administrations, chosen)
+    ordered = tuple(sorted(admins, key=lambda a: (NEVER if a.start is None else a.start.timestamp(), a.id)))
+    work = Work(doc=doc, policy=chosen, administrations=ordered, overridden=overridden)
     if fallback:
         work.warn(
             "payer_policy",
@@ -42,22 +55,57 @@ def evaluate(doc: EncounterDoc, policy: PayerPolicy | None = None) -> CodingResu
             (),
             (),
         )
+    if zone(doc.timezone) is None:
+        work.warn("timezone", f"Unknown time zone {doc.timezone!r}; line dates taken in UTC.", (), ("R14", "R24"))
     for rule in RULES:
         rule(work)
     record_billed_hydration(work)
     drug_lines(work)
+    lines = _merge(work.lines)
+    if overridden:
+        lines = tuple(_note_override(work, l) for l in lines)
     return CodingResult(
-        lines=_merge(work.lines),
+        lines=lines,
         not_billed=tuple(work.not_billed),
         warnings=tuple(work.warnings),
         ruleset_version=RULESET_VERSION,
+        policy=chosen,
     )
 
 
+def _apply_family_overrides(
+    admins: tuple[Administration, ...], policy: PayerPolicy
+) -> tuple[tuple[Administration, ...], dict[str, str]]:
+    """D9, R37: the payer's family for a drug replaces the charted one."""
+    if not policy.family_overrides:
+        return admins, {}
+    out: list[Administration] = []
+    overridden: dict[str, str] = {}
+    for a in admins:
+        family = policy.family_for(a.hcpcs)
+        if family is not None and family != a.admin_class:
+            overridden[a.id] = a.admin_class
+            a = replace(a, admin_class=family)
+        out.append(a)
+    return tuple(out), overridden
+
+
+def _note_override(w: Work, line: Line) -> Line:
+    changed = [i for i in line.administrations if i in w.overridden]
+    if not changed or is_drug_code(line.code):
+        return line
+    by_id = {a.id: a for a in w.administrations}
+    notes = "; ".join(
+        f"{by_id[i].hcpcs} {family_word(by_id[i].admin_class)} per payer policy {w.policy.name!r} (charted {family_word(w.overridden[i])}, D9)"
+        for i in changed
+    )
+    return replace(line, rules=tuple(dict.fromkeys(line.rules + ("D9", "R37"))), explanation=f"{line.explanation}; family: {notes}")
+
+
 def _merge(lines: list[Line]) -> tuple[Line, ...]:
-    """Join lines with the same code, modifiers and date into one line with the
-    units summed (96375 x2, 96415 x2 ...).  Initial codes (one per encounter or
-    site, R4/R10/R13), per-injection codes (R9, D11) and drug lines with
+    """Join lines with the same code, modifiers, date and NDC into one line with
+    the units summed (96375 x2, 96415 x2 ...).  Initial codes (one per encounter
+    or site, R4/R10/R13), per-injection codes (R9, D11) and drug lines with
     different NDCs stay separate."""
     out: list[Line] = []
     index: dict[tuple[object, ...], int] = {}
@@ -69,15 +117,13 @@ def _merge(lines: list[Line]) -> tuple[Line, ...]:
             continue
         i = index[key]
         prev = out[i]
-        out[i] = Line(
-            code=prev.code,
+        out[i] = replace(
+            prev,
             units=prev.units + line.units,
-            modifiers=prev.modifiers,
             administrations=tuple(dict.fromkeys(prev.administrations + line.administrations)),
             minutes=None if prev.minutes is None or line.minutes is None else prev.minutes + line.minutes,
             rules=tuple(dict.fromkeys(prev.rules + line.rules)),
-            explanation=f"{prev.explanation}; {line.explanation}",
-            date_of_service=prev.date_of_service,
-            ndc=prev.ndc,
+            explanation=f"{prev.explanation} | {line.explanation}",
+            ndc_quantity=None if prev.ndc_quantity is None or line.ndc_quantity is None else prev.ndc_quantity + line.ndc_quantity,
         )
     return tuple(out)

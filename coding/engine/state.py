@@ -1,7 +1,9 @@
-"""Working state shared by the rules: ``Work`` (one evaluation) and ``Service``.
+"""Working state shared by the rules: ``Work`` (one evaluation), ``Run`` and ``Service``.
 
 Vocabulary:
 
+* a *run* is the timing of one administration, computed once per evaluation
+  (timestamps, running intervals, minutes);
 * a *service* is one codable IV thing: a drug infusion (runs of the same drug
   summed, R17/D2, or one bag of mixed drugs, R26), one push, or the hydration
   of one encounter (segments summed, D5);
@@ -12,22 +14,32 @@ Vocabulary:
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from . import codes as C
 from .policy import PayerPolicy
-from .timing import (
-    Interval,
-    local_date,
-)
+from .timing import Interval, merge, minutes_of, moment_at, run_intervals, ts, zone
 from .types import Administration, EncounterDoc, Line, NotBilled, Warning
 
 IV_ROUTES = ("iv_infusion", "iv_push")
 INJECTION_ROUTES = ("subcutaneous", "intramuscular", "intra_arterial")
 NOT_THERAPY_PURPOSES = ("kvo", "flush", "drug_vehicle")
 BILLABLE_HYDRATION_PURPOSES = ("hydration_medically_necessary", "adverse_reaction_treatment")
+NEVER = math.inf  # sort key of an untimed item: after every timed one
+
+
+@dataclass(slots=True)
+class Run:
+    """Timing of one administration, on absolute time (R15, R17, R24)."""
+
+    start: float | None
+    stop: float | None
+    intervals: tuple[Interval, ...]  # running time: [start, stop] minus pauses
+    minutes: int | None  # running minutes; None without start or stop (R16)
+    span: int | None  # stop - start in whole minutes, pauses included
 
 
 @dataclass(slots=True)
@@ -41,20 +53,27 @@ class Service:
     encounter: str
     group: str  # site group, see module docstring
     admin_ids: tuple[str, ...]
-    start: datetime | None
+    start: float | None
     minutes: int | None
     intervals: tuple[Interval, ...]
     rules: tuple[str, ...] = ()
-    note: str = ""
+    arith: str = ""  # the minute arithmetic, e.g. "125 min = 130 running − 5 paused"
     concurrent: bool = False
+    bag: str | None = None  # a mixed bag split by policy (R26): never inferred concurrent
+    repeat: bool = False  # a later run of a drug already infused (D2 alternatives)
 
     @property
     def rank(self) -> int:
         return C.RANK[(self.family, self.kind)]
 
-    def order(self) -> tuple[int, str, str]:
+    def order(self) -> tuple[int, float, str]:
         """Hierarchy order (R6); ties by start time then administration id."""
-        return (self.rank, sort_time(self.start), self.admin_ids[0])
+        return (self.rank, NEVER if self.start is None else self.start, self.admin_ids[0])
+
+    def who(self) -> str:
+        """The label with its administration ids, for explanations."""
+        ids = ", ".join(self.admin_ids)
+        return f"{self.label} (adm {ids})"
 
 
 @dataclass(slots=True)
@@ -64,6 +83,8 @@ class Work:
     doc: EncounterDoc
     policy: PayerPolicy
     administrations: tuple[Administration, ...]
+    overridden: dict[str, str] = field(default_factory=dict)  # admin id -> charted family (D9)
+    runs: dict[str, Run] = field(default_factory=dict)
     handled: set[str] = field(default_factory=set)
     services: list[Service] = field(default_factory=list)
     lines: list[Line] = field(default_factory=list)
@@ -72,9 +93,20 @@ class Work:
     billed_hydration: set[str] = field(default_factory=set)
     bag_fluids: set[str] = field(default_factory=set)
     drug_keys: dict[str, str] = field(default_factory=dict)
+    dates: dict[float, date] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.drug_keys = same_drug_keys(self.administrations)
+        for a in self.administrations:
+            start = ts(a.start) if a.start is not None else None
+            stop = ts(a.stop) if a.stop is not None else None
+            if start is None or stop is None:
+                self.runs[a.id] = Run(start, stop, (), None, None)
+                continue
+            pauses = tuple((ts(p), ts(q) if q is not None else None) for p, q in a.pauses)
+            intervals = run_intervals(start, stop, pauses)
+            span = int((stop - start) // 60) if stop >= start else 0
+            self.runs[a.id] = Run(start, stop, intervals, minutes_of(intervals), span)
 
     def drug_key(self, adm: Administration) -> str:
         """Identity of "the same drug" in this document (R17, R28); see
@@ -82,7 +114,8 @@ class Work:
         return self.drug_keys.get(adm.id) or drug_key(adm)
 
     def pending(self, *routes: str) -> list[Administration]:
-        return [a for a in self.administrations if a.id not in self.handled and (not routes or a.route in routes)]
+        handled = self.handled
+        return [a for a in self.administrations if a.id not in handled and (not routes or a.route in routes)]
 
     def line(
         self,
@@ -95,7 +128,7 @@ class Work:
         minutes: int | None = None,
         modifiers: tuple[str, ...] = (),
         when: date | None = None,
-        ndc: str | None = None,
+        **extra: object,
     ) -> None:
         if units < 1:
             return
@@ -103,38 +136,75 @@ class Work:
             Line(
                 code=code,
                 units=units,
-                modifiers=tuple(sorted(set(modifiers))),
+                modifiers=tuple(sorted(set(modifiers))) if len(modifiers) > 1 else modifiers,
                 administrations=admins,
                 minutes=minutes,
                 rules=dedupe(rules),
                 explanation=explanation,
                 date_of_service=when or self.doc.date_of_service,
-                ndc=ndc,
+                **extra,  # type: ignore[arg-type]
             )
         )
+
+    def hour_lines(
+        self,
+        code: str,
+        first: int,
+        units: int,
+        s: Service,
+        *,
+        rules: tuple[str, ...],
+        explanation: str,
+        modifiers: tuple[str, ...] = (),
+    ) -> None:
+        """``units`` units of a timed code for service ``s``; unit i covers the
+        hour of running time starting at minute 60 * (first + i).  Dated per
+        the policy (D4): all on the service's start date, or each unit on the
+        local day its hour began (``line_dates == "service_day"``, R14)."""
+        if units < 1:
+            return
+        if self.policy.line_dates == "start_date" or not s.intervals:
+            self.line(code, units, admins=s.admin_ids, rules=rules, minutes=s.minutes, modifiers=modifiers, when=self.date_of(s.start), explanation=explanation)
+            return
+        per_day: dict[date, int] = {}
+        for i in range(first, first + units):
+            moment = moment_at(s.intervals, 60 * i)
+            day = self.date_of(moment if moment is not None else s.intervals[-1][1])
+            per_day[day] = per_day.get(day, 0) + 1
+        for day, n in per_day.items():
+            note = f" [{n} of {units} unit(s) on {day.isoformat()}, D4 service day]" if len(per_day) > 1 else ""
+            self.line(code, n, admins=s.admin_ids, rules=rules + ("D4", "R14"), minutes=s.minutes, modifiers=modifiers, when=day, explanation=explanation + note)
 
     def skip(self, description: str, admins: tuple[str, ...], rules: tuple[str, ...], reason: str) -> None:
         self.not_billed.append(NotBilled(description, admins, dedupe(rules), reason))
 
-    def warn(self, kind: str, message: str, admins: tuple[str, ...], rules: tuple[str, ...]) -> None:
-        self.warnings.append(Warning(kind, message, admins, dedupe(rules)))
+    def warn(self, kind: str, message: str, admins: tuple[str, ...], rules: tuple[str, ...], *, blocking: bool = False) -> None:
+        self.warnings.append(Warning(kind, message, admins, dedupe(rules), blocking))
 
-    def date_of(self, moment: datetime | None) -> date:
+    def date_of(self, moment: float | None) -> date:
         """Local date of a service (R14, D4); the document's date when untimed."""
         if moment is None:
             return self.doc.date_of_service
-        return local_date(moment, self.doc.timezone)
+        day = self.dates.get(moment)
+        if day is None:
+            day = datetime.fromtimestamp(moment, zone(self.doc.timezone) or UTC).date()
+            self.dates[moment] = day
+        return day
+
+    def clock(self, moment: float | None) -> str:
+        """Local wall-clock time ("14:05") for explanations; "?" when untimed."""
+        if moment is None:
+            return "?"
+        return datetime.fromtimestamp(moment, zone(self.doc.timezone) or UTC).strftime("%H:%M")
 
 
 def dedupe(items: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
-def sort_time(moment: datetime | None) -> str:
-    """Sort key for a moment: its UTC ISO form; untimed items sort last."""
-    if moment is None:
-        return "~"
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+def when_key(moment: float | None) -> float:
+    """Sort key for a moment; untimed items sort last."""
+    return NEVER if moment is None else moment
 
 
 def drug_key(adm: Administration) -> str:
@@ -145,10 +215,14 @@ def drug_key(adm: Administration) -> str:
     return name_key(adm)
 
 
+_PARENS = re.compile(r"\(.*?\)")
+_QUALIFIER = re.compile(r",| - ")
+
+
 def name_key(adm: Administration) -> str:
     """The drug name without parenthetical remarks or trailing qualifiers."""
-    name = re.sub(r"\(.*?\)", " ", adm.drug.lower())
-    name = re.split(r",| - ", name)[0]
+    name = _PARENS.sub(" ", adm.drug.lower())
+    name = _QUALIFIER.split(name, 1)[0]
     return "name:" + " ".join(name.split())
 
 
@@ -157,14 +231,18 @@ def same_drug_keys(admins: tuple[Administration, ...]) -> dict[str, str]:
     HCPCS code when charted.  A run charted without an HCPCS code (a resumed
     bag, a repeat push) is the same drug as the runs of the same name that carry
     one, when exactly one code is charted for that name; otherwise its name key."""
+    names = {a.id: name_key(a) for a in admins}
     codes: dict[str, set[str]] = {}
     for a in admins:
         if a.hcpcs and a.admin_class != "hydration":
-            codes.setdefault(name_key(a), set()).add(a.hcpcs.strip().upper())
+            codes.setdefault(names[a.id], set()).add(a.hcpcs.strip().upper())
     out: dict[str, str] = {}
     for a in admins:
-        known = codes.get(name_key(a), set())
-        out[a.id] = drug_key(a) if a.hcpcs or len(known) != 1 else next(iter(known))
+        if a.hcpcs:
+            out[a.id] = a.hcpcs.strip().upper()
+            continue
+        known = codes.get(names[a.id], ())
+        out[a.id] = next(iter(known)) if len(known) == 1 else names[a.id]
     return out
 
 
@@ -180,6 +258,8 @@ def is_push(adm: Administration, minutes: int | None) -> bool:
 
 def site_group(doc: EncounterDoc, site_id: str | None) -> str:
     """R10/R11: only a medically required separate site forms its own group."""
+    if site_id is None:
+        return "main"
     for site in doc.access_sites:
         if site.id == site_id and site.separate_site_medically_required:
             return site.id
@@ -188,3 +268,45 @@ def site_group(doc: EncounterDoc, site_id: str | None) -> str:
 
 def family_word(family: str) -> str:
     return {"chemo_complex": "chemo/complex", "therapeutic": "therapeutic", "hydration": "hydration"}[family]
+
+
+def run_arith(w: Work, ids: tuple[str, ...], total: int) -> str:
+    """The minute arithmetic of one or more runs summed to ``total`` running
+    minutes (R15, R17): "125 min = 130 running − 5 paused", or
+    "95 min = 50 (adm 1) + 45 (adm 2)" with any overlap between runs removed."""
+    runs = [(i, w.runs[i]) for i in ids if w.runs[i].minutes is not None]
+    if not runs:
+        return "no start/stop time"
+    if len(runs) == 1:
+        i, r = runs[0]
+        window = f" ({w.clock(r.start)}–{w.clock(r.stop)})"
+        paused = (r.span or 0) - (r.minutes or 0)
+        if paused:
+            return f"{total} min = {r.span} running − {paused} paused{window}"
+        return f"{total} min running{window}"
+    terms = []
+    for i, r in runs:
+        paused = (r.span or 0) - (r.minutes or 0)
+        term = f"{r.minutes}" if not paused else f"({r.span} − {paused} paused)"
+        terms.append(f"{term} (adm {i}, {w.clock(r.start)}–{w.clock(r.stop)})")
+    gross = sum(r.minutes or 0 for _, r in runs)
+    text = f"{total} min = " + " + ".join(terms)
+    if gross != total:
+        text += f" − {gross - total} overlapping"
+    return text
+
+
+def union(w: Work, ids: tuple[str, ...]) -> tuple[Interval, ...]:
+    """Running time of several administrations, overlaps counted once."""
+    if len(ids) == 1:
+        return w.runs[ids[0]].intervals
+    return merge(i for a in ids for i in w.runs[a].intervals)
+
+
+def thresholds(first: int, units: int) -> str:
+    """"91 min" / "91 and 151 min" / "91, 151 and 211 min": the running minutes
+    at which each of ``units`` units was reached, 60 apart from ``first`` (R20, R21)."""
+    marks = [str(first + 60 * k) for k in range(units)]
+    if len(marks) == 1:
+        return f"{marks[0]} min"
+    return f"{', '.join(marks[:-1])} and {marks[-1]} min"

@@ -1,48 +1,60 @@
-"""Minutes and intervals on aware datetimes (R15, R17, R24).
+"""Minutes and intervals on absolute time (R15, R17, R20, R21, R24).
 
-An interval is a ``(start, end)`` pair of aware datetimes with start <= end.
+An interval is a ``(start, end)`` pair of POSIX timestamps (seconds, floats)
+with start <= end, taken from aware datetimes with ``datetime.timestamp()``.
 All arithmetic is on absolute time, so a DST night has 23 or 25 hours: 01:10 EDT
 to 01:50 EST is 100 minutes (R24).  Minutes are whole minutes, rounded down.
+Timestamps are also much cheaper to compare and subtract than datetimes, which
+matters because the engine recodes every encounter on every change.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from .types import Administration
 
-Interval = tuple[datetime, datetime]
+Interval = tuple[float, float]
 
 
-def utc(moment: datetime) -> datetime:
-    """``moment`` in UTC.  Needed before any arithmetic or comparison: Python
-    subtracts and compares two datetimes that share one tzinfo object (e.g. one
-    ZoneInfo) on their wall clocks, which is wrong across a DST change (R24)."""
-    return moment.astimezone(UTC)
+def ts(moment: datetime) -> float:
+    """``moment`` as a POSIX timestamp (absolute time; R24).  Never compare or
+    subtract aware datetimes that share one tzinfo object: Python does that on
+    their wall clocks, which is wrong across a DST change."""
+    return moment.timestamp()
 
 
 def merge(intervals: Iterable[Interval]) -> tuple[Interval, ...]:
     """Sorted union of ``intervals``; empty and touching pieces are joined."""
-    items = sorted((s, e) for s, e in intervals if e > s)
-    out: list[Interval] = []
-    for s, e in items:
-        if out and s <= out[-1][1]:
-            if e > out[-1][1]:
-                out[-1] = (out[-1][0], e)
+    items = sorted(i for i in intervals if i[1] > i[0])
+    if len(items) < 2:
+        return tuple(items)
+    out: list[Interval] = [items[0]]
+    for s, e in items[1:]:
+        ls, le = out[-1]
+        if s <= le:
+            if e > le:
+                out[-1] = (ls, e)
         else:
             out.append((s, e))
     return tuple(out)
 
 
 def subtract(base: Iterable[Interval], cut: Iterable[Interval]) -> tuple[Interval, ...]:
-    """``base`` minus ``cut`` (both merged first)."""
-    result: list[Interval] = []
+    """``base`` minus ``cut`` (both merged first); the result is merged."""
     cuts = merge(cut)
-    for s, e in merge(base):
+    bases = merge(base)
+    if not cuts or not bases:
+        return bases
+    result: list[Interval] = []
+    for s, e in bases:
         pieces = [(s, e)]
         for cs, ce in cuts:
+            if ce <= s or cs >= e:
+                continue
             nxt: list[Interval] = []
             for ps, pe in pieces:
                 if ce <= ps or cs >= pe:
@@ -54,35 +66,54 @@ def subtract(base: Iterable[Interval], cut: Iterable[Interval]) -> tuple[Interva
                     nxt.append((ce, pe))
             pieces = nxt
         result.extend(pieces)
-    return merge(result)
+    return tuple(result)  # pieces of disjoint bases stay disjoint and sorted
+
+
+def minutes_of(merged: tuple[Interval, ...]) -> int:
+    """Whole minutes covered by already-merged intervals."""
+    return int(sum(e - s for s, e in merged) // 60)
 
 
 def total_minutes(intervals: Iterable[Interval]) -> int:
-    """Whole minutes covered by the union of ``intervals`` (UTC intervals)."""
-    seconds = sum((e - s).total_seconds() for s, e in merge(intervals))
-    return int(seconds // 60)
+    """Whole minutes covered by the union of ``intervals``."""
+    return minutes_of(merge(intervals))
+
+
+def run_intervals(start: float | None, stop: float | None, pauses: Iterable[tuple[float, float | None]]) -> tuple[Interval, ...]:
+    """[start, stop] minus pauses (R15, R17); empty without start or stop (R16)
+    or when stop precedes start.  A pause without an end runs to ``stop``;
+    pauses are clipped to the run."""
+    if start is None or stop is None or stop < start:
+        return ()
+    cuts = [(ps, pe if pe is not None else stop) for ps, pe in pauses]
+    if not cuts:
+        return ((start, stop),) if stop > start else ()
+    return subtract(((start, stop),), cuts)
 
 
 def running_intervals(adm: Administration) -> tuple[Interval, ...]:
-    """When ``adm`` was actually running: [start, stop] minus its pauses (R15, R17).
-
-    Empty when the start or stop time is missing (R16).  A pause without an end
-    runs to ``stop``; pauses are clipped to the run.
-    """
+    """When ``adm`` was actually running, as timestamp intervals (R15, R17)."""
     if adm.start is None or adm.stop is None:
         return ()
-    start, stop = utc(adm.start), utc(adm.stop)
-    if stop < start:
-        return ()
-    pauses = [(utc(ps), utc(pe) if pe is not None else stop) for ps, pe in adm.pauses]
-    return subtract([(start, stop)], pauses)
+    return run_intervals(ts(adm.start), ts(adm.stop), ((ts(p), ts(q) if q is not None else None) for p, q in adm.pauses))
 
 
 def running_minutes(adm: Administration) -> int | None:
     """Drip-to-drip minutes of one administration, or None without start/stop."""
     if adm.start is None or adm.stop is None:
         return None
-    return total_minutes(running_intervals(adm))
+    return minutes_of(running_intervals(adm))
+
+
+def moment_at(intervals: tuple[Interval, ...], minute: int) -> float | None:
+    """The timestamp at which ``minute`` minutes of running time had elapsed
+    within merged ``intervals`` (pauses skipped); None past the end."""
+    left = minute * 60.0
+    for s, e in intervals:
+        if left < e - s or (left == 0 and e >= s):
+            return s + left
+        left -= e - s
+    return None
 
 
 def addon_hours(minutes: int) -> int:
@@ -101,15 +132,28 @@ def secondary_hydration_units(minutes: int) -> int:
     return (minutes - 31) // 60 + 1
 
 
+@lru_cache(maxsize=64)
+def zone(tz_name: str) -> ZoneInfo | None:
+    """The clinic's zone, or None when the name is unknown."""
+    try:
+        return ZoneInfo(tz_name)
+    except Exception:
+        return None
+
+
 def local_date(moment: datetime, tz_name: str) -> date:
     """The calendar date of ``moment`` in the clinic's zone (R14)."""
-    try:
-        zone: timezone | ZoneInfo = ZoneInfo(tz_name)
-    except Exception:  # unknown zone: fall back to the timestamp's own offset
+    z = zone(tz_name)
+    if z is None:  # unknown zone: fall back to the timestamp's own offset
         return moment.date()
-    return moment.astimezone(zone).date()
+    return moment.astimezone(z).date()
+
+
+def local_datetime(stamp: float, tz_name: str) -> datetime:
+    """A timestamp as a wall-clock datetime in the clinic's zone (UTC when unknown)."""
+    return datetime.fromtimestamp(stamp, zone(tz_name) or UTC)
 
 
 def minutes_between(earlier: datetime, later: datetime) -> float:
     """Signed minutes from ``earlier`` to ``later`` on absolute time."""
-    return (utc(later) - utc(earlier)) / timedelta(minutes=1)
+    return (ts(later) - ts(earlier)) / timedelta(minutes=1).total_seconds()

@@ -14,6 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .policy import PayerPolicy
 
 SETTINGS = ("office", "facility")
 SITE_KINDS = ("peripheral_iv", "port", "picc", "central_line", "none")
@@ -130,7 +134,14 @@ class EncounterDoc:
 class Line:
     """A suggested claim line.  ``minutes`` is the running time that decided a
     timed code (None for untimed codes); ``rules`` cites coding-rules.md ids;
-    ``date_of_service`` is the local date the service was given (R14, D4)."""
+    ``explanation`` gives the administrations and the minute arithmetic;
+    ``date_of_service`` is the local date the service was given (R14, D4).
+
+    Drug lines (R49) also carry the NDC: ``ndc`` in 11-digit 5-4-2 form without
+    hyphens, ``ndc_qualifier`` "N4", ``ndc_quantity`` (the amount of this line
+    in the package's unit, not HCPCS units) and ``ndc_unit`` (UN, ML, GR, F2 or
+    ME).  All four are None on lines without an NDC.
+    """
 
     code: str
     units: int
@@ -141,6 +152,9 @@ class Line:
     explanation: str
     date_of_service: date | None = None
     ndc: str | None = None
+    ndc_qualifier: str | None = None
+    ndc_quantity: Decimal | None = None
+    ndc_unit: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,19 +169,28 @@ class NotBilled:
 
 @dataclass(frozen=True, slots=True)
 class Warning:
-    """Documentation that blocks or weakens a line (``kind`` e.g. "no_stop_time")."""
+    """Documentation that blocks or weakens a line (``kind`` e.g. "no_stop_time").
+
+    ``blocking`` is True when a line that the documentation would otherwise
+    support was withheld or reduced until the chart is fixed (no stop time,
+    malformed NDC, a dose the billing unit cannot convert from ...).
+    """
 
     kind: str
     message: str
     administrations: tuple[str, ...]
     rules: tuple[str, ...]
+    blocking: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class CodingResult:
-    """The engine's answer for one ``EncounterDoc``."""
+    """The engine's answer for one ``EncounterDoc``.  ``policy`` is the payer
+    policy applied (store ``policy.to_dict()`` beside the ruleset version so
+    the result can be replayed)."""
 
     lines: tuple[Line, ...]
     not_billed: tuple[NotBilled, ...]
     warnings: tuple[Warning, ...]
     ruleset_version: str
+    policy: PayerPolicy | None = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from . import codes as C
 from .state import (
     Work,
@@ -60,8 +62,11 @@ def other_services(w: Work) -> None:
             em_lines += 1
             w.line(level, 1, admins=(), rules=("R40",), explanation=f"E/M {level}: {s.detail}")
     flush_billed = False
+    # R42 (dispute 11): some payers also take 96523 beside a significant,
+    # separately identifiable E/M (which then carries 25).
+    em_allows_flush = w.policy.port_flush_with_em and all(s.significant_separately_identifiable for s in em)
     for s in (s for s in services if s.kind == "port_flush_only"):
-        if procedures or em_lines or flush_billed:
+        if procedures or (em_lines and not em_allows_flush) or flush_billed:
             w.skip(
                 f"port flush: {s.detail}",
                 (),
@@ -70,12 +75,20 @@ def other_services(w: Work) -> None:
             )
         else:
             flush_billed = True
+            if em_lines:
+                w.lines = [
+                    replace(l, modifiers=("25",), rules=l.rules + ("R42",), explanation=l.explanation + "; 25 beside 96523 (payer setting, R42)")
+                    if l.code in C.EM_CODES and not l.modifiers
+                    else l
+                    for l in w.lines
+                ]
             w.line(
                 C.PORT_FLUSH_CODE,
                 1,
                 admins=(),
                 rules=("R42",),
-                explanation=f"Port irrigation as the only service: {s.detail}",
+                explanation=f"Port irrigation: {s.detail}; "
+                + ("reported beside a significant, separately identifiable E/M (payer setting, R42)" if em_lines else "the only service that day"),
             )
     for s in nurse:
         if w.doc.setting == "facility":
