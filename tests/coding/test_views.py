@@ -2,9 +2,16 @@
 
 import pytest
 from django.urls import reverse
+from django.utils.html import escape
 
 from audit.models import AuditEvent
+from charting.models import Encounter
+from coding import engine, rulebook
+from coding.models import SuggestedLine
 from coding.services import suggest_for_encounter
+
+# Short titles from the engine when it has them; otherwise the rule's own title.
+RULE_TITLES: dict[str, str] = getattr(engine, "RULE_TITLES", {})
 
 pytestmark = pytest.mark.django_db
 
@@ -103,7 +110,7 @@ def test_review_before_the_task_ran_says_coding_pending(coder_client, make_encou
 
 
 @pytest.mark.parametrize("n", [1, 10])
-def test_review_query_budget_does_not_grow_with_lines(coder_client, make_encounter, django_assert_max_num_queries, n):
+def test_review_query_budget_does_not_grow_with_administrations(coder_client, make_encounter, django_assert_max_num_queries, n):
     encounter = make_encounter(n)
     suggest_for_encounter(encounter.pk)
     # session, user, groups, encounter JOIN patient/clinic/signer, user's clinics subquery,
@@ -112,6 +119,59 @@ def test_review_query_budget_does_not_grow_with_lines(coder_client, make_encount
         response = coder_client.get(review_url(encounter))
     # 96365 + 96367 (units summed): n administrations beside the lines.
     assert response.content.count(b'data-testid="line-administration"') == n
+
+
+@pytest.mark.parametrize("n", [1, 50])
+def test_review_query_budget_does_not_grow_with_lines(coder_client, make_encounter, django_assert_max_num_queries, n):
+    encounter = make_encounter(1)
+    suggestion = suggest_for_encounter(encounter.pk)
+    first = suggestion.lines.get()
+    # More lines than the engine would make for one drug, each citing rules and the administration.
+    SuggestedLine.objects.bulk_create(
+        SuggestedLine(
+            suggestion=suggestion,
+            position=i,
+            code="96372",
+            units=1,
+            modifiers=["59"],
+            administrations=first.administrations,
+            rules=["R9", "D11"],
+            explanation=f"injection {i}",
+        )
+        for i in range(2, n + 1)
+    )
+    # Same 12 as above: rule links and titles come from memory, not the database.
+    with django_assert_max_num_queries(12):
+        response = coder_client.get(review_url(encounter))
+    assert response.content.count(b'data-testid="suggested-line"') == n
+    assert response.content.count(b'data-testid="rule-link"') == len(first.rules) + 2 * (n - 1)
+
+
+def test_review_shows_explanation_rule_links_version_and_payer(coder_client, make_encounter):
+    encounter = make_encounter(1)
+    suggestion = suggest_for_encounter(encounter.pk)
+    line = suggestion.lines.get()
+
+    html = coder_client.get(review_url(encounter)).content.decode()
+
+    assert f'<p class="mb-1" data-testid="line-explanation">{escape(line.explanation)}</p>' in html
+    assert f'data-testid="ruleset-version">{suggestion.ruleset_version}<' in html
+    assert 'data-testid="suggestion-payer">medicare<' in html
+    for rule in line.rules:
+        title = RULE_TITLES.get(rule) or rulebook.rule(rule).title
+        assert f'href="{reverse("coding:rule", args=[rule])}" title="{escape(title)}" data-testid="rule-link">{rule}</a>' in html
+
+
+def test_review_names_the_fallback_policy_for_an_unknown_payer(coder_client, make_encounter):
+    encounter = make_encounter(1)
+    Encounter.objects.filter(pk=encounter.pk).update(payer="unheard-of")
+    suggest_for_encounter(encounter.pk)
+
+    html = coder_client.get(review_url(encounter)).content.decode()
+
+    assert 'data-testid="suggestion-payer">unheard-of<' in html and "no policy stored for this payer" in html
+    # The payer_policy warning is listed too.
+    assert 'data-testid="warning"' in html
 
 
 def test_accept_via_htmx_returns_the_line_partial(coder_client, coder, make_encounter):
