@@ -4,9 +4,11 @@ Datetime inputs are read in the current time zone, which the views set to the
 clinic's zone (`timezone.override(clinic.tz)`).
 """
 
+from decimal import Decimal
+
 from django import forms
 
-from .models import AccessSite, AdminFamily, Administration, DoseUnit, Drug, Patient, Purpose, Route, Setting
+from .models import AccessSite, AdminFamily, Administration, ContainerType, DoseUnit, Drug, Patient, Purpose, Route, Setting
 
 LOCAL_INPUT = "%Y-%m-%dT%H:%M"
 
@@ -107,3 +109,61 @@ class CorrectTimeForm(forms.Form):
         pause = next((p for p in self.administration.pauses.all() if str(p.pk) == pause_id), None) if pause_id else None
         return field, pause
 
+
+
+class VialForm(forms.Form):
+    """Containers opened for one drug: NDC and lot as printed, size, how many.
+
+    Prefilled: single/multi-dose from what is charted already, else from the
+    catalog (`Drug.single_dose`); the size unit from the dose. The NDC is never
+    prefilled from the catalog's example: it must be read off the package.
+    """
+
+    ndc = forms.CharField(label="NDC", max_length=13, help_text="As printed: 4-4-2, 5-3-2 or 5-4-1 with hyphens, or 11 digits.")
+    lot = forms.CharField(max_length=40)
+    expiry = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    container_type = forms.ChoiceField(label="Container", choices=ContainerType.choices)
+    size_value = forms.DecimalField(label="Size per container", max_digits=12, decimal_places=3, min_value=0.001)
+    size_unit = forms.ChoiceField(label="Unit", choices=DoseUnit.choices)
+    count = forms.IntegerField(label="How many opened", min_value=1, max_value=999, initial=1)
+
+    def __init__(self, *args, administration: Administration, **kwargs):
+        kwargs.setdefault("auto_id", f"id_vial_{administration.pk}_%s")
+        initial = kwargs.setdefault("initial", {})
+        initial.setdefault("container_type", administration.container_type or (ContainerType.SINGLE_DOSE if administration.drug.single_dose else ContainerType.MULTI_DOSE))
+        initial.setdefault("size_unit", administration.dose_unit or DoseUnit.MG)
+        super().__init__(*args, **kwargs)
+        self.fields["ndc"].error_messages["required"] = "Give the NDC printed on the package."
+        self.fields["lot"].error_messages["required"] = "Give the lot number printed on the vial."
+        self.fields["size_value"].error_messages["required"] = "Give the size of one container."
+        self.fields["count"].error_messages["required"] = "Give how many containers were opened."
+        label = administration.label
+        for name, testid in {"ndc": "vial-ndc", "lot": "vial-lot", "expiry": "vial-expiry", "container_type": "vial-type", "size_value": "vial-size", "size_unit": "vial-size-unit", "count": "vial-count"}.items():
+            self.fields[name].widget.attrs["data-testid"] = f"{testid}-{label}"
+
+
+class WasteForm(forms.Form):
+    """What was discarded from single-dose containers: "none" or an amount (R47, R48)."""
+
+    none = forms.BooleanField(label="None wasted", required=False)
+    wasted_value = forms.DecimalField(label="Amount wasted", max_digits=12, decimal_places=3, min_value=0, required=False)
+    wasted_unit = forms.ChoiceField(label="Unit", choices=DoseUnit.choices)
+
+    def __init__(self, *args, administration: Administration, **kwargs):
+        kwargs.setdefault("auto_id", f"id_waste_{administration.pk}_%s")
+        initial = kwargs.setdefault("initial", {})
+        initial.setdefault("wasted_unit", administration.wasted_unit or administration.dose_unit or DoseUnit.MG)
+        super().__init__(*args, **kwargs)
+        label = administration.label
+        for name, testid in {"none": "waste-none", "wasted_value": "waste-amount", "wasted_unit": "waste-unit"}.items():
+            self.fields[name].widget.attrs["data-testid"] = f"{testid}-{label}"
+
+    def clean(self):
+        data = super().clean()
+        if data.get("none"):
+            if data.get("wasted_value"):
+                raise forms.ValidationError("Either “none wasted” or an amount, not both.")
+            data["wasted_value"] = Decimal(0)
+        elif data.get("wasted_value") is None and "wasted_value" not in self.errors:
+            self.add_error("wasted_value", "Give the amount wasted, or tick “none wasted”.")
+        return data

@@ -9,8 +9,8 @@ silently changed.
 
 import datetime as dt
 import uuid
-from decimal import Decimal
 import zoneinfo
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -296,6 +296,18 @@ def convert(value: Decimal, unit: str, to: str) -> Decimal | None:
 NDC_PATTERN = r"^([0-9]{4}-[0-9]{4}-[0-9]{2}|[0-9]{5}-[0-9]{3}-[0-9]{2}|[0-9]{5}-[0-9]{4}-[0-9]{1,2}|[0-9]{11})$"
 
 
+def opened_amount(vials, unit: str) -> Decimal | None:
+    """What `vials` (VialUse rows) held, size x count summed, in `unit`; None
+    without vials, with a size not charted, or in a unit that does not convert."""
+    total = Decimal(0)
+    for vial in vials:
+        size = convert(vial.size_value, vial.size_unit, unit) if vial.size_value is not None else None
+        if size is None:
+            return None
+        total += size * vial.count
+    return total if vials else None
+
+
 class AdministrationQuerySet(models.QuerySet):
     def running(self):
         """Started, not stopped (paused ones included)."""
@@ -433,16 +445,8 @@ class Administration(models.Model):
         return self.container_type == ContainerType.SINGLE_DOSE and not self.waste_confirmed
 
     def opened_amount(self, unit: str) -> Decimal | None:
-        """What the opened containers held (size x count, summed) in `unit`, or
-        None without vials, with a size not charted, or in a unit that does not convert."""
-        total = Decimal(0)
-        vials = self.vial_uses.all()
-        for vial in vials:
-            size = convert(vial.size_value, vial.size_unit, unit) if vial.size_value is not None else None
-            if size is None:
-                return None
-            total += size * vial.count
-        return total if vials else None
+        """What the opened containers held in `unit` (see `opened_amount`)."""
+        return opened_amount(self.vial_uses.all(), unit)
 
     def waste_limit(self, unit: str) -> Decimal | None:
         """The most that can have been discarded, in `unit`: opened - dose (R47),

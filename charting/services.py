@@ -23,6 +23,7 @@ Decisions:
 from __future__ import annotations
 
 import datetime as dt
+import re
 import string
 from decimal import Decimal
 from typing import Any
@@ -35,16 +36,22 @@ from django.utils.text import slugify
 from audit.services import record
 
 from .models import (
+    NDC_PATTERN,
     ROUTES_NEEDING_SITE,
     AccessSite,
     Administration,
     Clinic,
+    ContainerType,
     DocumentationFlag,
+    DoseUnit,
     Drug,
     Encounter,
     Patient,
     Pause,
     TimeCorrection,
+    VialUse,
+    convert,
+    opened_amount,
 )
 
 
@@ -381,6 +388,152 @@ def correct_time(adm: Administration, *, field: str, new_value: dt.datetime, rea
     if adm.stopped_at is not None:
         _resolve_still_running(adm, now)
     _audit("charting.administration.time_corrected", adm, adm.encounter, actor, field=field, original_value=original, new_value=new_value, reason=reason, pause_id=pause.pk if pause else None)
+    return adm
+
+
+# --- vials and waste (R47-R49) ------------------------------------------------------
+
+
+MAX_VIALS = 999
+
+
+def _fmt(value: Decimal) -> str:
+    """12.500 -> 12.5, 100.000 -> 100 (as a nurse writes amounts)."""
+    return f"{value.normalize():f}"
+
+
+def _check_amount(value: Decimal | None, unit: str, *, what: str, field: str, unit_field: str, minimum: Decimal) -> None:
+    if value is None:
+        raise ChartingError(f"Give the {what}.", field=field)
+    if unit not in DoseUnit.values:
+        raise ChartingError(f"Give the unit of the {what}.", field=unit_field)
+    # numeric(12, 3) columns, as for the dose.
+    if not (minimum <= value <= MAX_DOSE) or value != value.quantize(MIN_DOSE):
+        raise ChartingError(f"The {what} must be between {_fmt(minimum)} and {MAX_DOSE}, with at most 3 decimals.", field=field)
+
+
+def _clear_waste(adm: Administration) -> bool:
+    """Forget a confirmed waste (the vials it was confirmed for changed)."""
+    if adm.waste_confirmed_at is None:
+        return False
+    adm.wasted_value, adm.wasted_unit, adm.waste_confirmed_by, adm.waste_confirmed_at = None, "", None, None
+    return True
+
+
+@transaction.atomic
+def record_vials(
+    adm: Administration,
+    *,
+    ndc: str,
+    lot: str,
+    expiry: dt.date | None,
+    container_type: str,
+    size_value: Decimal | None,
+    size_unit: str,
+    count: int | None,
+    actor: Any,
+) -> Administration:
+    """Chart `count` containers of `size_value size_unit` (NDC and lot as
+    printed on the package) opened for `adm`; `container_type` is single_dose
+    or multi_dose and applies to all the drug's containers.
+
+    One row per NDC + lot: charting the same NDC and lot again updates that row
+    (a double tap with the same values changes nothing; `adm.notice` says so).
+    Changing the vials forgets a confirmed waste, which then has to be
+    confirmed again (`adm.notice` says so). Refused on a signed encounter, for
+    an expired vial, a malformed NDC, or a size that does not convert to the
+    dose's unit (waste = opened - dose needs one scale).
+    """
+    adm = _locked_administration(adm)
+    ndc, lot = (ndc or "").strip(), (lot or "").strip()
+    if not re.fullmatch(NDC_PATTERN, ndc):
+        raise ChartingError(
+            f"NDC {ndc!r} is not as printed on the package: 10 digits with hyphens as 4-4-2, 5-3-2 or 5-4-1, or 11 digits." if ndc else "Give the NDC printed on the package.",
+            field="ndc",
+        )
+    if not lot:
+        raise ChartingError("Give the lot number printed on the vial.", field="lot")
+    if len(lot) > VialUse._meta.get_field("lot").max_length:
+        raise ChartingError("The lot number is too long.", field="lot")
+    if container_type not in ContainerType.values:
+        raise ChartingError("Say whether the containers are single-dose or multi-dose.", field="container_type")
+    _check_amount(size_value, size_unit, what="container size", field="size_value", unit_field="size_unit", minimum=MIN_DOSE)
+    if count is None or not (1 <= count <= MAX_VIALS):
+        raise ChartingError(f"Give how many containers were opened (1 to {MAX_VIALS}).", field="count")
+    if expiry is not None and expiry < adm.encounter.date_of_service:
+        raise ChartingError(f"This lot expired on {expiry.isoformat()}, before the date of service: do not use it.", field="expiry")
+    if adm.dose_value is not None and adm.dose_unit and convert(size_value, size_unit, adm.dose_unit) is None:
+        raise ChartingError(f"Give the size in a unit the dose ({adm.dose_unit}) converts from, so the waste can be worked out.", field="size_unit")
+
+    vials = list(VialUse.objects.select_for_update().filter(administration=adm))
+    same = next((v for v in vials if v.ndc == ndc and v.lot == lot), None)
+    if adm.container_type and adm.container_type != container_type and any(v is not same for v in vials):
+        raise ChartingError(
+            f"The other vials of {adm.drug} are charted as {ContainerType(adm.container_type).label.lower()}: one drug is given from one kind of container.",
+            field="container_type",
+        )
+    values = {"expiry": expiry, "size_value": size_value, "size_unit": size_unit, "count": count}
+    if same is not None and adm.container_type == container_type and all(getattr(same, k) == v for k, v in values.items()):
+        adm.notice = f"These vials (NDC {ndc}, lot {lot}) are already charted."
+        return adm
+    if same is None:
+        same = VialUse.objects.create(administration=adm, ndc=ndc, lot=lot, recorded_by=actor, **values)
+        action = "charting.administration.vials_recorded"
+    else:
+        for k, v in values.items():
+            setattr(same, k, v)
+        same.save(update_fields=list(values))
+        action = "charting.administration.vials_changed"
+    cleared = _clear_waste(adm)
+    adm.container_type = container_type
+    adm.save(update_fields=["container_type", "wasted_value", "wasted_unit", "waste_confirmed_by", "waste_confirmed_at"])
+    if cleared:
+        adm.notice = "The vials changed: confirm the waste again."
+    _audit(action, adm, adm.encounter, actor, vial_use_id=same.pk, ndc=ndc, lot=lot, container_type=container_type, size_value=size_value, size_unit=size_unit, count=count, expiry=expiry.isoformat() if expiry else None, waste_cleared=cleared)
+    return adm
+
+
+@transaction.atomic
+def confirm_waste(adm: Administration, *, wasted_value: Decimal | None, wasted_unit: str, actor: Any) -> Administration:
+    """The nurse confirms what was discarded from the single-dose containers
+    of `adm` (`wasted_value` 0 = "none", R48 JZ; more = the JW amount, R47).
+
+    The waste can be at most what the vials held minus the dose (mg, g and mcg
+    convert). Refused without charted vials or dose, for multi-dose
+    containers (never JW/JZ), and on a signed encounter. Confirming the same
+    amount again changes nothing (`adm.notice`).
+    """
+    adm = _locked_administration(adm)
+    _check_amount(wasted_value, wasted_unit, what="amount wasted", field="wasted_value", unit_field="wasted_unit", minimum=Decimal(0))
+    if not adm.container_type:
+        raise ChartingError(f"Chart the vials of {adm.drug} first: the waste is what is left of them.")
+    if adm.container_type == ContainerType.MULTI_DOSE:
+        raise ChartingError(f"{adm.drug} comes from multi-dose containers: what is left is kept, not wasted (no JW/JZ).")
+    if adm.dose_value is None or not adm.dose_unit:
+        raise ChartingError(f"Chart the dose of {adm.drug} first: the waste is what is left of the vials after the dose.")
+    dose = convert(adm.dose_value, adm.dose_unit, wasted_unit)
+    if dose is None:
+        raise ChartingError(f"Give the waste in a unit the dose ({adm.dose_unit}) converts to.", field="wasted_unit")
+    vials = list(VialUse.objects.select_for_update().filter(administration=adm))
+    opened = opened_amount(vials, wasted_unit)
+    if opened is None:
+        raise ChartingError("The sizes of the vials are not all charted, so the waste cannot be checked: chart each vial's size.")
+    held = " + ".join(f"{v.count} × {_fmt(v.size_value)} {v.size_unit}" for v in vials)
+    if opened < dose:
+        raise ChartingError(f"The vials charted ({held}) hold less than the dose of {_fmt(adm.dose_value)} {adm.dose_unit}: chart every vial opened.")
+    if wasted_value > opened - dose:
+        raise ChartingError(
+            f"{_fmt(wasted_value)} {wasted_unit} wasted is more than was left: {held} opened − {_fmt(adm.dose_value)} {adm.dose_unit} given = {_fmt(opened - dose)} {wasted_unit}.",
+            field="wasted_value",
+        )
+    if adm.waste_confirmed_at is not None and adm.wasted_value == wasted_value and adm.wasted_unit == wasted_unit:
+        adm.notice = f"The waste of {adm.drug} was already confirmed."
+        return adm
+    previous = {"previous_value": adm.wasted_value, "previous_unit": adm.wasted_unit or None}
+    adm.wasted_value, adm.wasted_unit = wasted_value, wasted_unit
+    adm.waste_confirmed_by, adm.waste_confirmed_at = actor, timezone.now()
+    adm.save(update_fields=["wasted_value", "wasted_unit", "waste_confirmed_by", "waste_confirmed_at"])
+    _audit("charting.administration.waste_confirmed", adm, adm.encounter, actor, wasted_value=wasted_value, wasted_unit=wasted_unit, **previous)
     return adm
 
 

@@ -16,4 +16,6 @@ urlpatterns = [
     path("administrations/<uuid:pk>/resume/", views.administration_action, {"action": "resume"}, name="resume_administration"),
     path("administrations/<uuid:pk>/stop/", views.administration_action, {"action": "stop"}, name="stop_administration"),
     path("administrations/<uuid:pk>/correct-time/", views.correct_time, name="correct_time"),
+    path("administrations/<uuid:pk>/vials/", views.record_vials, name="record_vials"),
+    path("administrations/<uuid:pk>/waste/", views.confirm_waste, name="confirm_waste"),
 ]

@@ -21,7 +21,7 @@ from audit.services import record
 from infusion_site.roles import NURSE, role_required
 
 from . import services
-from .forms import AccessSiteForm, AdministrationForm, CorrectTimeForm, OpenEncounterForm, PauseForm
+from .forms import AccessSiteForm, AdministrationForm, CorrectTimeForm, OpenEncounterForm, PauseForm, VialForm, WasteForm
 from .models import Administration, Encounter
 from .services import ChartingError
 
@@ -30,6 +30,11 @@ PAGE = "charting/encounter.html"
 
 def _fail(form, exc: ChartingError) -> None:
     form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+
+
+def _errors(form) -> str:
+    """A bound form's errors as one sentence, for the page a plain POST goes back to."""
+    return " ".join(message for messages_ in form.errors.values() for message in messages_)
 
 
 def _vary(response: HttpResponse) -> HttpResponse:
@@ -85,10 +90,12 @@ def _chart_context(request, encounter: Encounter, **forms) -> dict:
 PAUSE_REASONS = ["Infusion reaction", "Pump alarm", "Patient to restroom", "Line occluded", "Patient request"]
 
 
-def _decorate(adm: Administration, now, correction_form=None, pause_form=None, notice: str = "") -> Administration:
+def _decorate(adm: Administration, now, correction_form=None, pause_form=None, notice: str = "", vial_form=None, waste_form=None) -> Administration:
     adm.minutes = adm.minutes_so_far(now)
     adm.correction_form = correction_form or CorrectTimeForm(administration=adm)
     adm.pause_form = pause_form or PauseForm()
+    adm.vial_form = vial_form or VialForm(administration=adm)
+    adm.waste_form = waste_form or WasteForm(administration=adm)
     adm.notice = notice
     return adm
 
@@ -240,6 +247,42 @@ def correct_time(request: HttpRequest, pk) -> HttpResponse:
         return _administration_response(request, adm.pk, correction_form=form)
     enc = _encounter_for(request, adm.encounter_id)
     return _render_page(request, enc, status=400, correction_forms={adm.pk: form})
+
+
+@require_POST
+@role_required(NURSE)
+def record_vials(request: HttpRequest, pk) -> HttpResponse:
+    """The drug card's Vials form: containers opened (NDC, lot, size, count)."""
+    adm = get_object_or_404(Administration.objects.visible_to(request.user).select_related("drug"), pk=pk)
+    request.encounter_pk = adm.encounter_id
+    form = VialForm(request.POST, administration=adm)
+    if form.is_valid():
+        try:
+            adm = services.record_vials(adm, **form.cleaned_data, actor=request.user)
+            return _administration_response(request, adm.pk, notice=adm.notice or "Vials charted.")
+        except ChartingError as exc:
+            if exc.field not in form.fields:
+                return _administration_response(request, adm.pk, error=exc.message)
+            _fail(form, exc)
+    return _administration_response(request, adm.pk, error="" if request.htmx else _errors(form), vial_form=form)
+
+
+@require_POST
+@role_required(NURSE)
+def confirm_waste(request: HttpRequest, pk) -> HttpResponse:
+    """The drug card's Waste form: "none wasted" or the amount discarded."""
+    adm = get_object_or_404(Administration.objects.visible_to(request.user).select_related("drug"), pk=pk)
+    request.encounter_pk = adm.encounter_id
+    form = WasteForm(request.POST, administration=adm)
+    if form.is_valid():
+        try:
+            adm = services.confirm_waste(adm, wasted_value=form.cleaned_data["wasted_value"], wasted_unit=form.cleaned_data["wasted_unit"], actor=request.user)
+            return _administration_response(request, adm.pk, notice=adm.notice or "Waste confirmed.")
+        except ChartingError as exc:
+            if exc.field not in form.fields:
+                return _administration_response(request, adm.pk, error=exc.message)
+            _fail(form, exc)
+    return _administration_response(request, adm.pk, error="" if request.htmx else _errors(form), waste_form=form)
 
 
 @require_POST

@@ -8,7 +8,8 @@ number of queries, whatever the number of administrations:
     2. access sites
     3. administrations JOIN drug
     4. pauses of those administrations
-    5. other services
+    5. vials (VialUse) of those administrations
+    6. other services
 
 `doc_to_json` writes a doc in the shape of a scenario (scenarios/README.md), so
 a stored `Suggestion.engine_input` can be replayed with
@@ -29,6 +30,7 @@ from charting.models import Encounter
 from coding.engine import (
     AccessSite,
     Administration,
+    Container,
     EncounterDoc,
     OtherService,
     Quantity,
@@ -44,21 +46,37 @@ def _quantity(value: Decimal | None, unit: str) -> Quantity | None:
     return Quantity(value=value, unit=unit)
 
 
-def _hcpcs_unit(adm: AdministrationRow) -> Quantity | None:
+def billing_unit(adm: AdministrationRow) -> Quantity | None:
     """The billing unit of the code this administration is billed under.
 
-    The catalog's unit belongs to the catalog's code: when the nurse charted a
-    different HCPCS (`hcpcs_override`, e.g. a 1000 mL saline code on a drug whose
-    catalog code is the 250 mL one) we don't know its unit and leave it to the
-    engine.
+    A unit charted on the administration (`hcpcs_unit_value`, e.g. an imported
+    scenario's own) comes first. Otherwise the catalog's unit, which belongs to
+    the catalog's code: when the nurse charted a different HCPCS
+    (`hcpcs_override`, e.g. a 1000 mL saline code on a drug whose catalog code
+    is the 250 mL one) we don't know its unit and leave it to the engine.
     """
+    if adm.hcpcs_unit_value is not None:
+        return _quantity(adm.hcpcs_unit_value, adm.hcpcs_unit_unit)
     drug = adm.drug
     if adm.hcpcs_override and adm.hcpcs_override != drug.hcpcs:
         return None
     return _quantity(drug.billing_unit_value, drug.billing_unit_unit)
 
 
-def _administration(adm: AdministrationRow) -> Administration:
+def _container(adm: AdministrationRow) -> Container | None:
+    """The opened containers as the engine sees them: one kind per
+    administration, the size when every VialUse row has the same one (None
+    when they differ or a size is not charted), the count summed."""
+    vials = adm.vial_uses.all()
+    if not adm.container_type or not vials:
+        return None
+    sizes = {_quantity(v.size_value, v.size_unit) for v in vials}
+    return Container(type=adm.container_type, size=sizes.pop() if len(sizes) == 1 else None, count=sum(v.count for v in vials))
+
+
+def _administration(adm: AdministrationRow, *, vials: bool = True) -> Administration:
+    """One charted administration as the engine's input; `vials=False` leaves
+    out containers, waste and NDC (and their query) where only time matters."""
     return Administration(
         id=str(adm.pk),
         drug=adm.drug.name,
@@ -75,9 +93,12 @@ def _administration(adm: AdministrationRow) -> Administration:
         bag=adm.bag or None,
         continuously_present=adm.continuously_present,
         encounter=adm.visit or "1",
-        hcpcs_unit=_hcpcs_unit(adm),
-        # Not charted yet (vials, waste and NDC come with the drug-line issue):
-        # container, wasted, ndc stay None.
+        hcpcs_unit=billing_unit(adm),
+        container=_container(adm) if vials else None,
+        wasted=_quantity(adm.wasted_value, adm.wasted_unit),
+        # The engine takes one NDC per administration: the first charted (rows
+        # are ordered by when they were recorded).
+        ndc=next((v.ndc for v in adm.vial_uses.all() if v.ndc), None) if vials else None,
     )
 
 
@@ -85,7 +106,7 @@ def administration_minutes(adm: AdministrationRow) -> int | None:
     """Drip-to-drip minutes of one charted administration as the engine counts
     them (stop - start - pauses, R15/R17), or None without a start or stop.
     Prefetch `pauses` and select `drug` when calling it for many rows."""
-    return running_minutes(_administration(adm))
+    return running_minutes(_administration(adm, vials=False))
 
 
 def encounter_doc(encounter: Encounter) -> EncounterDoc:
@@ -100,7 +121,7 @@ def encounter_doc(encounter: Encounter) -> EncounterDoc:
         "access_sites",
         Prefetch(
             "administrations",
-            queryset=AdministrationRow.objects.select_related("drug").prefetch_related("pauses"),
+            queryset=AdministrationRow.objects.select_related("drug").prefetch_related("pauses", "vial_uses"),
         ),
         "other_services",
     )

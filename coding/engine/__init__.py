@@ -5,7 +5,8 @@ DESIGN.md §4 and coding-rules.md; every line cites the rule ids that decided it
 """
 
 from .engine import RULESET_VERSION, evaluate
-from .policy import MEDICARE, PayerPolicy, policy_for
+from .explain import RULE_TITLES, explain
+from .policy import INDEPENDENCE_BLUE_CROSS, MEDICARE, PayerPolicy, PolicyError, policy_for
 from .scenario import ScenarioError, load_scenario_file, parse_scenario, result_to_json
 from .types import (
     AccessSite,
@@ -23,8 +24,12 @@ from .types import (
 __all__ = [
     "RULESET_VERSION",
     "evaluate",
+    "explain",
+    "RULE_TITLES",
     "MEDICARE",
+    "INDEPENDENCE_BLUE_CROSS",
     "PayerPolicy",
+    "PolicyError",
     "policy_for",
     "ScenarioError",
     "load_scenario_file",

@@ -83,7 +83,7 @@ def _apply_family_overrides(
     overridden: dict[str, str] = {}
     for a in admins:
         family = policy.family_for(a.hcpcs)
-        if family is not None and family != a.admin_class:
+        if family is not None and family != a.admin_class and a.admin_class != "hydration":
             overridden[a.id] = a.admin_class
             a = replace(a, admin_class=family)
         out.append(a)

@@ -14,8 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from .types import ADMIN_CLASSES
-
 # Every choice below is a tuple whose first item is the Medicare default.
 DISTINCT_MODIFIERS = ("59", "XU", "XS", "XE", "XP")
 SECONDARY_HYDRATION_59_CHOICES = ("chemo_initial_only", "always", "never")
@@ -23,6 +21,9 @@ SAME_DRUG_RUNS_CHOICES = ("sum", "additional_hour", "sequential")
 MIXED_BAG_CHOICES = ("one_infusion", "sequential", "concurrent")
 SPLIT_DOSE_CHOICES = ("one_injection", "per_syringe")
 LINE_DATES_CHOICES = ("start_date", "service_day")
+# A payer moves a drug between the two drug families; never to or from
+# hydration (a bag carrying a drug is never hydration, R3).
+OVERRIDE_FAMILIES = ("chemo_complex", "therapeutic")
 _HCPCS_LEN = 5
 
 
@@ -114,8 +115,8 @@ class PayerPolicy:
             code, family = pair
             if not isinstance(code, str) or len(code) != _HCPCS_LEN or code != code.strip().upper() or not code[1:].isdigit():
                 raise PolicyError("family_overrides", f"{code!r} is not an upper-case HCPCS Level II code such as J0717")
-            if family not in ADMIN_CLASSES:
-                raise PolicyError("family_overrides", f"{family!r} is not one of {', '.join(ADMIN_CLASSES)}")
+            if family not in OVERRIDE_FAMILIES:
+                raise PolicyError("family_overrides", f"{family!r} is not one of {', '.join(OVERRIDE_FAMILIES)}")
             if code in seen:
                 raise PolicyError("family_overrides", f"{code} is listed twice")
             seen.add(code)

@@ -330,7 +330,9 @@ def load_scenario_file(path: str | Path) -> list[tuple[dict[str, Any], Encounter
 
 def result_to_json(scenario_id: str, result: CodingResult) -> dict[str, Any]:
     """DESIGN §6 shape: ``{"id", "lines": [...], "not_billed": [...],
-    "warnings": [...], "ruleset_version"}``; dates as ISO strings."""
+    "warnings": [...], "ruleset_version", "policy"}``; dates as ISO strings;
+    drug lines with an NDC add ``ndc``, ``ndc_qualifier``, ``ndc_quantity``
+    and ``ndc_unit``; warnings carry ``blocking``."""
     return {
         "id": scenario_id,
         "lines": [
@@ -343,7 +345,11 @@ def result_to_json(scenario_id: str, result: CodingResult) -> dict[str, Any]:
                 "explanation": l.explanation,
                 "minutes": l.minutes,
                 "date_of_service": l.date_of_service.isoformat() if l.date_of_service else None,
-                **({"ndc": l.ndc} if l.ndc else {}),
+                **(
+                    {"ndc": l.ndc, "ndc_qualifier": l.ndc_qualifier, "ndc_quantity": _number(l.ndc_quantity), "ndc_unit": l.ndc_unit}
+                    if l.ndc
+                    else {}
+                ),
             }
             for l in result.lines
         ],
@@ -357,8 +363,16 @@ def result_to_json(scenario_id: str, result: CodingResult) -> dict[str, Any]:
             for n in result.not_billed
         ],
         "warnings": [
-            {"kind": w.kind, "message": w.message, "administrations": list(w.administrations), "rules": list(w.rules)}
+            {"kind": w.kind, "message": w.message, "administrations": list(w.administrations), "rules": list(w.rules), "blocking": w.blocking}
             for w in result.warnings
         ],
         "ruleset_version": result.ruleset_version,
+        "policy": result.policy.to_dict() if result.policy is not None else None,
     }
+
+
+def _number(d: Decimal | None) -> int | float | None:
+    """A Decimal as a JSON number (int when whole), as the scenario files write them."""
+    if d is None:
+        return None
+    return int(d) if d == d.to_integral() else float(d)

@@ -24,8 +24,8 @@ def test_encounter_doc_takes_the_same_queries_for_1_and_10_administrations(make_
     _add_pauses_and_services(encounter)
     fresh = Encounter.objects.get(pk=encounter.pk)
 
-    # clinic, access sites, administrations JOIN drug, pauses, other services
-    with django_assert_num_queries(5):
+    # clinic, access sites, administrations JOIN drug, pauses, vials, other services
+    with django_assert_num_queries(6):
         doc = encounter_doc(fresh)
 
     assert len(doc.administrations) == n

@@ -4,11 +4,9 @@ For every scenario of tests/scenarios/*.json, importing it (patient, encounter,
 sites, administrations, pauses, services), signing it and running
 `suggest_for_encounter` must give the same lines as `evaluate(parse_scenario(...))`.
 
-Vials, waste and NDC (`container`, `wasted`, `ndc`) are not charted yet (the
-drug-line issue adds them), so for a scenario that uses them the drug lines
-(J/Q codes, whose units and JW/JZ modifiers depend on them) are left out of
-the comparison; all other lines are compared. Every other scenario compares
-every line.
+Every line of every scenario is compared, drug lines included: containers,
+waste, NDC and the scenario's own billing unit are charted too (VialUse,
+Administration.container_type / wasted_* / hcpcs_unit_*).
 """
 
 import io
@@ -21,21 +19,25 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from charting.models import Administration, Drug, Encounter, Pause
+from coding.documentation import encounter_doc
 from coding.engine import evaluate, parse_scenario
-from coding.engine.codes import is_drug_code
 from coding.management.commands.import_scenarios import UNVERIFIED, patient_identity
 from coding.models import Suggestion
 
 SCENARIO_DIR = Path(__file__).resolve().parents[1] / "scenarios"
 SCENARIO_FILES = sorted(SCENARIO_DIR.glob("*.json"))
 SCENARIOS = [(path, obj) for path in SCENARIO_FILES for obj in json.loads(path.read_text())]
-NOT_CHARTED = ("container", "wasted", "ndc")
 
 pytestmark = pytest.mark.django_db
 
 
-def _multiset(lines, *, with_drug_lines: bool) -> Counter:
-    return Counter((line.code, line.units, tuple(sorted(line.modifiers))) for line in lines if with_drug_lines or not is_drug_code(line.code))
+def _multiset(lines) -> Counter:
+    return Counter((line.code, line.units, tuple(sorted(line.modifiers))) for line in lines)
+
+
+def _with_ndc(lines) -> Counter:
+    """Lines with their NDC fields (ndc_quantity/ndc_unit once the engine has them)."""
+    return Counter((line.code, line.units, tuple(sorted(line.modifiers)), line.ndc, getattr(line, "ndc_quantity", None), getattr(line, "ndc_unit", None)) for line in lines)
 
 
 def _write(tmp_path, scenarios, name="one.json") -> str:
@@ -57,8 +59,10 @@ def test_database_path_codes_like_the_pure_path(path, scenario, tmp_path):
     encounter = Encounter.objects.get(external_id=scenario["id"])
     assert encounter.is_signed
     stored = Suggestion.objects.current().get(encounter=encounter).lines.all()
-    charted_everything = not any(adm.get(field) for adm in scenario["administrations"] for field in NOT_CHARTED)
-    assert _multiset(stored, with_drug_lines=charted_everything) == _multiset(pure.lines, with_drug_lines=charted_everything)
+    assert _multiset(stored) == _multiset(pure.lines)
+    # The stored line keeps code, units and modifiers; the chart's engine input
+    # must also give the same NDC on every drug line.
+    assert _with_ndc(evaluate(encounter_doc(encounter)).lines) == _with_ndc(pure.lines)
 
 
 def test_import_stores_the_chart_and_is_idempotent(tmp_path):

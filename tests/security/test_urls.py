@@ -25,6 +25,8 @@ NURSE_WRITE = {
     "charting:resume_administration",
     "charting:stop_administration",
     "charting:correct_time",
+    "charting:record_vials",
+    "charting:confirm_waste",
 }
 CODER_READ = {"coding:queue", "coding:review"}
 CODER_WRITE = {"coding:accept_all", "coding:accept_line"}

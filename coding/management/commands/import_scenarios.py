@@ -1,8 +1,8 @@
 """`python manage.py import_scenarios FILE...`: scenarios as charted, signed encounters.
 
 Each scenario becomes an invented patient, an encounter (external_id = scenario
-id), its access sites, administrations, pauses and other services, in one
-demo clinic per time zone. Idempotent by scenario id: a scenario already
+id), its access sites, administrations (with their containers, waste, NDC and
+own billing unit), pauses and other services, in one demo clinic per time zone. Idempotent by scenario id: a scenario already
 imported is skipped, never updated. Files are validated with the engine's own
 scenario parser before anything is written; a bad file stops the command with
 exit status 2 and a message naming the file and the field.
@@ -15,6 +15,8 @@ once with `coding.services.suggest_for_encounter`, so the demo needs no worker.
 from __future__ import annotations
 
 import hashlib
+import re
+from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -24,16 +26,20 @@ from django.utils import timezone
 
 from audit.services import record
 from charting.models import (
+    NDC_PATTERN,
     AccessSite,
     Administration,
     Clinic,
+    ContainerType,
     Drug,
     Encounter,
     OtherService,
     Patient,
     Pause,
     Purpose,
+    VialUse,
 )
+from coding.documentation import billing_unit
 from coding.engine import Administration as DocAdministration
 from coding.engine import EncounterDoc, ScenarioError, load_scenario_file
 from coding.services import suggest_for_encounter
@@ -135,16 +141,6 @@ class Command(BaseCommand):
                     for line in suggestion.lines.all()
                 )
                 message += f"; signed and coded: {lines or 'no lines'}"
-            not_charted = sorted(
-                {
-                    field
-                    for adm in doc.administrations
-                    for field in ("container", "wasted", "ndc")
-                    if getattr(adm, field)
-                }
-            )
-            if not_charted:
-                message += f" (not charted yet, left out: {', '.join(not_charted)})"
             self.stdout.write(message)
 
     def _check_chartable(self, doc: EncounterDoc) -> None:
@@ -163,6 +159,9 @@ class Command(BaseCommand):
                     raise CommandError(
                         f"{doc.id}: administrations[{i}].{field}: longer than {limit} characters", returncode=2
                     )
+            problems = _vial_problems(adm)
+            if problems:
+                raise CommandError(f"{doc.id}: administrations[{i}].{problems[0]}", returncode=2)
         for i, site in enumerate(doc.access_sites):
             if len(site.id) > 20:
                 raise CommandError(f"{doc.id}: access_sites[{i}].id: longer than 20 characters", returncode=2)
@@ -177,6 +176,36 @@ class Command(BaseCommand):
             user.set_unusable_password()
             user.save(update_fields=["password"])
         return user
+
+
+def _fits(value: Decimal, digits: int) -> bool:
+    """`value` fits a numeric(digits, 3) column without rounding."""
+    return value == value.quantize(Decimal("0.001")) and value < Decimal(10) ** (digits - 3)
+
+
+def _vial_problems(adm: DocAdministration) -> list[str]:
+    """Why the containers, waste or NDC of `adm` cannot be charted as they are
+    ("field: reason"); the chart's constraints would refuse them."""
+    problems = []
+    container = adm.container
+    if container is not None:
+        if container.size is not None and not (container.size.value > 0 and _fits(container.size.value, 12)):
+            problems.append("container.size: must be positive, below 10^9, with at most 3 decimals")
+        if container.count > 32767:
+            problems.append("container.count: more than 32767 containers")
+    if adm.wasted is not None:
+        if container is None or container.type != ContainerType.SINGLE_DOSE:
+            problems.append("wasted: waste is charted only for single-dose containers")
+        elif not _fits(adm.wasted.value, 12):
+            problems.append("wasted: below 10^9, with at most 3 decimals")
+    if adm.ndc is not None:
+        if container is None:
+            problems.append("ndc: an NDC is charted with the containers it is printed on")
+        elif not re.fullmatch(NDC_PATTERN, adm.ndc.strip()):
+            problems.append(f"ndc: {adm.ndc!r} is not 4-4-2, 5-3-2 or 5-4-1 with hyphens, or 11 digits")
+    if adm.hcpcs_unit is not None and not (adm.hcpcs_unit.value > 0 and _fits(adm.hcpcs_unit.value, 10)):
+        problems.append("hcpcs_unit: must be positive, below 10^7, with at most 3 decimals")
+    return problems
 
 
 def _drug_for(adm: DocAdministration) -> tuple[Drug, str]:
@@ -234,7 +263,7 @@ def store_scenario(doc: EncounterDoc) -> Encounter:
     rows: dict[str, Administration] = {}
     for adm in doc.administrations:
         drug, override = _drug_for(adm)
-        row = Administration.objects.create(
+        row = Administration(
             encounter=encounter,
             label=adm.id,
             drug=drug,
@@ -253,6 +282,7 @@ def store_scenario(doc: EncounterDoc) -> Encounter:
             visit=adm.encounter,
             hcpcs_override=override,
         )
+        _chart_vials(row, adm)
         Pause.objects.bulk_create(
             Pause(administration=row, paused_at=start, resumed_at=end) for start, end in adm.pauses
         )
@@ -274,6 +304,29 @@ def store_scenario(doc: EncounterDoc) -> Encounter:
     )
     record("coding.scenario.imported", actor=None, obj=encounter, patient_id=patient.pk, detail={"scenario": doc.id})
     return encounter
+
+
+def _chart_vials(row: Administration, adm: DocAdministration) -> None:
+    """Save `row` with the scenario's own billing unit (when the chart would
+    otherwise use another), waste, container kind and one VialUse row for its
+    `container` (size, count and NDC as the scenario gives them, no lot)."""
+    if adm.hcpcs_unit is not None and adm.hcpcs_unit != billing_unit(row):
+        row.hcpcs_unit_value, row.hcpcs_unit_unit = adm.hcpcs_unit.value, adm.hcpcs_unit.unit
+    if adm.container is not None:
+        row.container_type = adm.container.type
+    if adm.wasted is not None:
+        # Documented where the scenario was charted; confirmed as of the import.
+        row.wasted_value, row.wasted_unit, row.waste_confirmed_at = adm.wasted.value, adm.wasted.unit, timezone.now()
+    row.save()
+    if adm.container is not None:
+        size = adm.container.size
+        VialUse.objects.create(
+            administration=row,
+            ndc=(adm.ndc or "").strip(),
+            size_value=size.value if size else None,
+            size_unit=size.unit if size else "",
+            count=adm.container.count,
+        )
 
 
 def sign_imported(encounter: Encounter, *, actor: Any) -> str:
