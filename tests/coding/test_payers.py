@@ -58,6 +58,12 @@ def test_medicare_is_seeded_with_the_engine_defaults():
     assert Payer.objects.policy_for("no-such-payer") is None
 
 
+def test_every_builtin_engine_policy_is_seeded_as_an_editable_payer():
+    seeded = {payer.code: payer.to_policy() for payer in Payer.objects.with_overrides()}
+    assert seeded == engine_policy.POLICIES
+    assert seeded["independence_blue_cross"].family_for("J0717") == "therapeutic"
+
+
 @pytest.mark.parametrize(
     ("choices", "engine_choices"),
     [
@@ -210,7 +216,7 @@ def test_admin_form_reports_a_bad_override_instead_of_crashing(client, admin):
     )
     assert response.status_code == 200
     assert "capital letter and four digits" in response.content.decode()
-    assert not PayerFamilyOverride.objects.exists()
+    assert not medicare.family_overrides.exists()
 
 
 def test_admin_adds_a_payer(client, admin):
