@@ -147,7 +147,8 @@ def ndc_quantity(amount: Quantity, containers: list[Container]) -> tuple[Decimal
     * a mass dose from containers labelled by mass (a 100 mg vial): UN, the
       number of containers' worth (184 mg of 100 mg vials = UN 1.84), since
       several payers reject ME;
-    * a mass dose with no container size charted: ME, in milligrams.
+    * a mass dose with no container size charted: GR for grams, else ME in
+      milligrams.
     None when the amount cannot be expressed in the package's unit (a mg dose
     from containers labelled in mL needs the concentration).
     """
@@ -160,6 +161,8 @@ def ndc_quantity(amount: Quantity, containers: list[Container]) -> tuple[Decimal
             return (_round3(worth / Decimal(size.value)), "UN")
         if size is not None:
             return None  # mass dose, package measured in mL/units: no conversion
+        if amount.unit == "g":
+            return (_round3(Decimal(amount.value)), "GR")
         mg = to_unit(amount, "mg")
         assert mg is not None
         return (_round3(mg), "ME")
