@@ -62,7 +62,7 @@ class PayerAdmin(AdminRoleOnly, admin.ModelAdmin):
 
 class SuggestedLineInline(admin.TabularInline):
     model = SuggestedLine
-    fields = ("position", "code", "units", "modifiers", "minutes", "rules", "explanation", "accepted_by", "accepted_at")
+    fields = ("position", "code", "units", "modifiers", "minutes", "rules", "explanation", "ndc", "ndc_quantity", "ndc_unit", "accepted_by", "accepted_at")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -76,7 +76,7 @@ class SuggestionAdmin(admin.ModelAdmin):
     list_display = ("encounter", "ruleset_version", "is_current", "created_at")
     list_filter = ("is_current", "ruleset_version")
     list_select_related = ("encounter__patient",)
-    readonly_fields = ("encounter", "ruleset_version", "engine_input", "not_billed", "warnings", "is_current", "created_at")
+    readonly_fields = ("encounter", "ruleset_version", "engine_input", "policy", "not_billed", "warnings", "is_current", "created_at")
     inlines = [SuggestedLineInline]
 
     def has_add_permission(self, request):

@@ -276,7 +276,21 @@ class Suggestion(models.Model):
         return str((self.policy or {}).get("name") or "")
 
 
+class NdcUnit(models.TextChoices):
+    """R49: unit qualifier of the NDC quantity."""
+
+    UN = "UN", "UN (unit / each)"
+    ML = "ML", "ML (millilitre)"
+    GR = "GR", "GR (gram)"
+    F2 = "F2", "F2 (international unit)"
+    ME = "ME", "ME (milligram)"
+
+
 class SuggestedLine(models.Model):
+    """One line of a suggestion as the engine wrote it. Drug lines with an NDC
+    (R49) also carry it in 11-digit 5-4-2 form with qualifier N4 and, when it can
+    be expressed in the package's unit, the NDC quantity and its unit."""
+
     suggestion = models.ForeignKey(Suggestion, on_delete=models.PROTECT, related_name="lines")
     position = models.PositiveSmallIntegerField()
     code = models.CharField(max_length=10)
@@ -287,6 +301,10 @@ class SuggestedLine(models.Model):
     rules = models.JSONField(default=list)
     explanation = models.TextField()
     date_of_service = models.DateField(null=True, blank=True)
+    ndc = models.CharField("NDC", max_length=11, blank=True)
+    ndc_qualifier = models.CharField("NDC qualifier", max_length=2, blank=True)
+    ndc_quantity = models.DecimalField("NDC quantity", max_digits=12, decimal_places=3, null=True, blank=True)
+    ndc_unit = models.CharField("NDC unit", max_length=2, choices=NdcUnit.choices, blank=True)
     accepted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     accepted_at = models.DateTimeField(null=True, blank=True)
 
@@ -295,6 +313,16 @@ class SuggestedLine(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["suggestion", "position"], name="suggested_line_position_unique"),
             models.CheckConstraint(condition=Q(units__gte=1), name="suggested_line_units_positive", violation_error_message="Units are at least 1."),
+            models.CheckConstraint(
+                condition=Q(ndc="", ndc_qualifier="", ndc_quantity__isnull=True, ndc_unit="") | Q(ndc__regex=r"^[0-9]{11}$", ndc_qualifier="N4"),
+                name="suggested_line_ndc_11_digits_n4",
+                violation_error_message="An NDC is 11 digits (5-4-2) with qualifier N4; no NDC, no quantity.",
+            ),
+            models.CheckConstraint(
+                condition=Q(ndc_quantity__isnull=True, ndc_unit="") | Q(ndc_quantity__gt=0, ndc_unit__in=NdcUnit.values),
+                name="suggested_line_ndc_quantity_with_unit",
+                violation_error_message="An NDC quantity is positive and has its unit (UN, ML, GR, F2, ME).",
+            ),
             models.CheckConstraint(
                 condition=Q(accepted_by__isnull=True, accepted_at__isnull=True) | Q(accepted_by__isnull=False, accepted_at__isnull=False),
                 name="suggested_line_acceptance_complete",

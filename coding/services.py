@@ -127,6 +127,10 @@ def suggest_for_encounter(encounter_id: uuid.UUID | str) -> Suggestion:
             rules=list(line.rules),
             explanation=line.explanation,
             date_of_service=line.date_of_service,
+            ndc=line.ndc or "",
+            ndc_qualifier=line.ndc_qualifier or "",
+            ndc_quantity=line.ndc_quantity,
+            ndc_unit=line.ndc_unit or "",
         )
         for position, line in enumerate(result.lines, start=1)
     )

@@ -21,7 +21,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from audit.services import record
 from charting.models import Administration
-from coding import engine
+from coding.engine import RULE_TITLES, RULESET_VERSION
 from infusion_site.roles import ADMIN, CODER, has_role, role_required
 
 from . import rulebook, services
@@ -38,10 +38,9 @@ def queue(request: HttpRequest) -> HttpResponse:
 def rule_links(rule_ids: list[str]) -> list[dict[str, Any]]:
     """Each cited rule id with the URL of its text (None when coding-rules.md
     has no such rule) and its short title from the engine, for a tooltip."""
-    titles: dict[str, str] = getattr(engine, "RULE_TITLES", {})
     known = rulebook.rules()
     return [
-        {"id": r, "url": reverse("coding:rule", args=[r]) if r in known else None, "title": titles.get(r) or (known[r].title if r in known else "")}
+        {"id": r, "url": reverse("coding:rule", args=[r]) if r in known else None, "title": RULE_TITLES.get(r) or (known[r].title if r in known else "")}
         for r in rule_ids
     ]
 
@@ -151,5 +150,4 @@ def rule(request: HttpRequest, rule_id: str) -> HttpResponse:
     text = rulebook.rule(rule_id)
     if text is None:
         raise Http404(f"No rule {rule_id} in coding-rules.md.")
-    short_title = getattr(engine, "RULE_TITLES", {}).get(rule_id)
-    return render(request, "coding/rule.html", {"rule": text, "short_title": short_title, "ruleset_version": engine.RULESET_VERSION})
+    return render(request, "coding/rule.html", {"rule": text, "short_title": RULE_TITLES.get(rule_id), "ruleset_version": RULESET_VERSION})

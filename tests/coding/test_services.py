@@ -3,10 +3,11 @@
 import datetime as dt
 
 import pytest
+from django.db import IntegrityError, transaction
 
 from audit.models import AuditEvent
 from charting.models import Administration, Pause
-from coding.engine import RULESET_VERSION
+from coding.engine import RULESET_VERSION, evaluate, parse_scenario
 from coding.models import SuggestedLine, Suggestion
 from coding.services import (
     CodingError,
@@ -14,6 +15,7 @@ from coding.services import (
     accept_line,
     suggest_for_encounter,
 )
+from tests.coding.test_payers import SCENARIOS, import_scenario
 
 pytestmark = pytest.mark.django_db
 
@@ -117,3 +119,29 @@ def test_accept_all_accepts_the_pending_lines(make_encounter, coder):
 
     assert len(accepted) == suggestion.lines.count() - 1
     assert not suggestion.lines.filter(accepted_at__isnull=True).exists()
+
+
+def test_drug_lines_keep_their_ndc_quantity_and_unit(tmp_path):
+    encounter = import_scenario("pc-37", tmp_path)
+    pure = evaluate(parse_scenario(SCENARIOS["pc-37"]))
+
+    stored = Suggestion.objects.current().get(encounter=encounter)
+    with_ndc = [(line.code, line.ndc, line.ndc_qualifier, line.ndc_quantity, line.ndc_unit) for line in stored.lines.exclude(ndc="")]
+    assert with_ndc and with_ndc == [(line.code, line.ndc, line.ndc_qualifier, line.ndc_quantity, line.ndc_unit) for line in pure.lines if line.ndc]
+    assert all(len(ndc) == 11 and qualifier == "N4" for _, ndc, qualifier, _, _ in with_ndc)
+
+
+@pytest.mark.parametrize(
+    "ndc_fields",
+    [
+        {"ndc": "5789403001", "ndc_qualifier": "N4"},  # 10 digits as printed, not 5-4-2
+        {"ndc": "57894003001", "ndc_qualifier": ""},  # no qualifier
+        {"ndc": "", "ndc_qualifier": "", "ndc_quantity": 3, "ndc_unit": "UN"},  # quantity without an NDC
+        {"ndc": "57894003001", "ndc_qualifier": "N4", "ndc_quantity": 3, "ndc_unit": ""},  # quantity without its unit
+        {"ndc": "57894003001", "ndc_qualifier": "N4", "ndc_quantity": 3, "ndc_unit": "MG"},  # not a qualifier
+    ],
+)
+def test_suggested_line_ndc_constraints(make_encounter, ndc_fields):
+    suggestion = suggest_for_encounter(make_encounter(1).pk)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        SuggestedLine.objects.create(suggestion=suggestion, position=99, code="J1745", units=1, explanation="x", **ndc_fields)

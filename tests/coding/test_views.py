@@ -6,12 +6,11 @@ from django.utils.html import escape
 
 from audit.models import AuditEvent
 from charting.models import Encounter
-from coding import engine, rulebook
-from coding.models import SuggestedLine
+from coding import rulebook
+from coding.engine import RULE_TITLES
+from coding.models import SuggestedLine, Suggestion
 from coding.services import suggest_for_encounter
-
-# Short titles from the engine when it has them; otherwise the rule's own title.
-RULE_TITLES: dict[str, str] = getattr(engine, "RULE_TITLES", {})
+from tests.coding.test_payers import import_scenario
 
 pytestmark = pytest.mark.django_db
 
@@ -218,3 +217,15 @@ def test_accept_all(coder_client, make_encounter):
     assert not suggestion.lines.filter(accepted_at__isnull=True).exists()
     page = coder_client.get(review_url(encounter)).content.decode()
     assert page.count('data-testid="line-accepted"') == suggestion.lines.count()
+
+
+def test_review_shows_a_drug_lines_ndc(coder_client, coder, tmp_path):
+    encounter = import_scenario("pc-37", tmp_path)
+    encounter.clinic.staff.add(coder)
+    line = Suggestion.objects.current().get(encounter=encounter).lines.exclude(ndc="").first()
+
+    html = coder_client.get(review_url(encounter)).content.decode()
+
+    assert f"N4 {line.ndc}" in html
+    if line.ndc_quantity is not None:
+        assert f"{line.ndc_unit} {line.ndc_quantity.normalize():f}" in html
