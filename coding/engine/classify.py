@@ -167,19 +167,20 @@ def no_stop_time(w: Work) -> None:
 
 def _clusters(w: Work, members: list[Administration]) -> list[list[Administration]]:
     """Runs of one drug split into separate infusions for the D2 alternatives:
-    runs whose running time overlaps or touches (two bags at once, R11) stay
-    one infusion; untimed runs join the first."""
-    timed = sorted((a for a in members if w.runs[a.id].intervals), key=lambda a: (w.runs[a.id].intervals[0][0], a.id))
-    untimed = [a for a in members if not w.runs[a.id].intervals]
+    runs whose start-to-stop windows overlap or touch (two bags at once, R11)
+    stay one infusion; runs without a start or stop join the first."""
+    timed = sorted((a for a in members if w.runs[a.id].minutes is not None), key=lambda a: (w.runs[a.id].start, a.id))
+    untimed = [a for a in members if w.runs[a.id].minutes is None]
     out: list[list[Administration]] = []
     end = -1.0
     for a in timed:
-        iv = w.runs[a.id].intervals
-        if out and iv[0][0] <= end:
+        run = w.runs[a.id]
+        assert run.start is not None and run.stop is not None
+        if out and run.start <= end:
             out[-1].append(a)
         else:
             out.append([a])
-        end = max(end, iv[-1][1])
+        end = max(end, run.stop)
     if not out:
         return [untimed]
     out[0].extend(untimed)
