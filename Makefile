@@ -49,8 +49,9 @@ test: install chromium services
 check-scenarios: install
 	$(PY) ../shared/tools/check_scenarios.py --cmd "$(PY) manage.py code_scenarios" tests/scenarios/*.json
 
-bench: install services
-	@echo "benchmarks arrive with issue 9"
+## Engine speed: coding every scenario x100 against parsing them x100 (no database).
+bench: install
+	$(PY) benchmarks/engine_bench.py --reps 100
 
 clean:
 	rm -rf $(VENV) node_modules staticfiles var db.sqlite3

@@ -71,7 +71,7 @@ def to_unit(q: Quantity, unit: str) -> Decimal | None:
     """``q`` expressed in ``unit`` (mass units convert among themselves; mL and
     units only to themselves), or None when the units are incompatible."""
     if q.unit == unit:
-        return Decimal(q.value)
+        return q.value
     if q.unit in _MASS_IN_MG and unit in _MASS_IN_MG:
         return Decimal(q.value) * _MASS_IN_MG[q.unit] / _MASS_IN_MG[unit]
     return None
@@ -216,8 +216,8 @@ def _drug_line(w: Work, hcpcs: str, when: date, members: list[Administration]) -
             blocking=True,
         )
         return
-    per = Decimal(unit.value)
-    total = Decimal(0)
+    per = unit.value
+    total = _ZERO
     for a in members:
         if a.dose is None:
             continue
@@ -238,17 +238,14 @@ def _drug_line(w: Work, hcpcs: str, when: date, members: list[Administration]) -
         return
     units = billing_units(total, per)
     ratio = total / per
-    rounding = (
-        "a dose below one unit is 1 unit"
-        if ratio < 1
-        else ("exact" if ratio == units else "rounded up")
-    )
-    base = f"{hcpcs} ×{units}: {who} {_fmt(total)} {unit.unit} ÷ {_fmt(per)} {unit.unit} per unit = {_fmt(ratio.quantize(Decimal('0.001')))} → {units} unit(s) ({rounding}, R46)"
+    rounding = "a dose below one unit is 1 unit" if ratio < 1 else ("exact" if ratio == units else "rounded up")
+    per_text = _fmt(per)
+    base = f"{hcpcs} ×{units}: {who} {_fmt(total)} {unit.unit} ÷ {per_text} {unit.unit} per unit = {_ratio(ratio)} → {units} unit(s) ({rounding}, R46)"
     rules: tuple[str, ...] = ("R46",)
 
     # NDC (R49): one valid NDC per line; a malformed one blocks the line.
-    printed = tuple(dict.fromkeys(a.ndc.strip() for a in members if a.ndc and a.ndc.strip()))
     ndc: str | None = None
+    printed = tuple(dict.fromkeys(a.ndc.strip() for a in members if a.ndc and a.ndc.strip()))
     if printed:
         parsed = [parse_ndc(p) for p in printed]
         errors = [e for _, e in parsed if e]
@@ -270,72 +267,49 @@ def _drug_line(w: Work, hcpcs: str, when: date, members: list[Administration]) -
             base += f"; NDC {printed[0]} → {NDC_QUALIFIER} {ndc}"
 
     containers = [a.container for a in members if a.container is not None]
-
-    def emit(n: int, amount: Quantity, text: str, line_rules: tuple[str, ...], modifiers: tuple[str, ...] = ()) -> None:
-        extra: dict[str, object] = {}
-        if ndc is not None:
-            extra = {"ndc": ndc, "ndc_qualifier": NDC_QUALIFIER}
-            quantity = ndc_quantity(amount, containers)
-            if quantity is None:
-                w.warn(
-                    "ndc_quantity",
-                    f"{hcpcs}: NDC quantity cannot be expressed in the package's unit ({amount.unit} charted); enter it by hand.",
-                    ids,
-                    ("R49",),
-                )
-            else:
-                extra["ndc_quantity"], extra["ndc_unit"] = quantity
-                text += f"; NDC quantity {quantity[1]} {_fmt(quantity[0])}"
-        w.line(hcpcs, n, admins=ids, rules=line_rules, modifiers=modifiers, when=when, explanation=text, **extra)
-
     given = Quantity(total, unit.unit)
+    line = _Emit(w, hcpcs, ids, when, ndc, containers)
     if not containers:
-        w.warn(
-            "container_not_documented",
-            f"{hcpcs}: container type not charted; JW/JZ cannot be decided.",
-            ids,
-            ("R47", "R48"),
-            blocking=True,
-        )
-        emit(units, given, base + "; container not charted, no JW/JZ", rules)
+        w.warn("container_not_documented", f"{hcpcs}: container type not charted; JW/JZ cannot be decided.", ids, ("R47", "R48"), blocking=True)
+        line(units, given, base + "; container not charted, no JW/JZ", rules)
         return
     if any(c.type == "multi_dose" for c in containers):
-        emit(units, given, base + "; multiple-dose container: neither JW nor JZ (R47, R48)", rules + ("R47", "R48"))
+        line(units, given, base + "; multiple-dose container: neither JW nor JZ (R47, R48)", rules + ("R47", "R48"))
         return
-    wasted = [a.wasted for a in members if a.container is not None]
-    if any(q is None for q in wasted):
-        w.warn(
-            "waste_not_documented",
-            f"{hcpcs}: single-dose container without a charted discarded amount (or 'none'); JW/JZ cannot be decided.",
-            ids,
-            ("R47", "R48"),
-            blocking=True,
-        )
-        emit(units, given, base + "; discarded amount not charted, no JW/JZ", rules)
-        return
-    waste = Decimal(0)
-    for q in wasted:
-        assert q is not None
-        converted = to_unit(q, unit.unit)
+    waste = _ZERO
+    for a in members:
+        if a.container is None:
+            continue
+        if a.wasted is None:
+            w.warn(
+                "waste_not_documented",
+                f"{hcpcs}: single-dose container without a charted discarded amount (or 'none'); JW/JZ cannot be decided.",
+                ids,
+                ("R47", "R48"),
+                blocking=True,
+            )
+            line(units, given, base + "; discarded amount not charted, no JW/JZ", rules)
+            return
+        converted = to_unit(a.wasted, unit.unit)
         if converted is None:
             w.warn(
                 "waste_unit_mismatch",
-                f"{hcpcs}: discarded amount charted in {q.unit} cannot be converted to the billing unit ({_fmt(per)} {unit.unit}); no JW/JZ. Chart the waste in {unit.unit}.",
+                f"{hcpcs}: discarded amount charted in {a.wasted.unit} cannot be converted to the billing unit ({per_text} {unit.unit}); no JW/JZ. Chart the waste in {unit.unit}.",
                 ids,
                 ("R47",),
                 blocking=True,
             )
-            emit(units, given, base + "; discarded amount in another unit, no JW/JZ", rules)
+            line(units, given, base + "; discarded amount in another unit, no JW/JZ", rules)
             return
         waste += converted
     waste_units = discard_units(waste, per)
     if waste_units >= 1:
-        emit(units, given, base + "; administered amount (discard on its own JW line, R47)", rules + ("R47",))
-        emit(
+        line(units, given, base + "; administered amount (discard on its own JW line, R47)", rules + ("R47",))
+        line(
             waste_units,
             Quantity(waste, unit.unit),
-            f"{hcpcs}-JW ×{waste_units}: {who} {_fmt(waste)} {unit.unit} discarded from single-dose container(s) ÷ {_fmt(per)} {unit.unit} = "
-            f"{_fmt((waste / per).quantize(Decimal('0.001')))} → {waste_units} unit(s) (rounded down, R47)" + (f"; NDC {NDC_QUALIFIER} {ndc}" if ndc else ""),
+            f"{hcpcs}-JW ×{waste_units}: {who} {_fmt(waste)} {unit.unit} discarded from single-dose container(s) ÷ {per_text} {unit.unit} = "
+            f"{_ratio(waste / per)} → {waste_units} unit(s) (rounded down, R47)" + (f"; NDC {NDC_QUALIFIER} {ndc}" if ndc else ""),
             ("R47",) + rules,
             ("JW",),
         )
@@ -343,13 +317,67 @@ def _drug_line(w: Work, hcpcs: str, when: date, members: list[Administration]) -
     if waste == 0:
         jz = w.policy.report_jz
         text = base + ("; nothing discarded from single-dose container(s): JZ (R48)" if jz else "; nothing discarded; payer does not take JZ (R48)")
-        emit(units, given, text, rules + ("R48",), ("JZ",) if jz else ())
+        line(units, given, text, rules + ("R48",), ("JZ",) if jz else ())
         return
     covers = " (one billing unit covers dose + waste)" if units == 1 and total + waste <= per else ""
     jz = w.policy.report_jz and w.policy.jz_when_discard_below_unit
-    text = base + f"; {_fmt(waste)} {unit.unit} discarded is less than one {_fmt(per)} {unit.unit} unit{covers}: no JW line, " + ("JZ (D8)" if jz else "neither JW nor JZ (payer setting, D8)")
-    emit(units, given, text, rules + ("R47", "R48", "D8"), ("JZ",) if jz else ())
+    text = base + f"; {_fmt(waste)} {unit.unit} discarded is less than one {per_text} {unit.unit} unit{covers}: no JW line, " + ("JZ (D8)" if jz else "neither JW nor JZ (payer setting, D8)")
+    line(units, given, text, rules + ("R47", "R48", "D8"), ("JZ",) if jz else ())
+
+
+class _Emit:
+    """Writes the drug lines of one HCPCS group, with its NDC fields (R49)."""
+
+    __slots__ = ("w", "hcpcs", "ids", "when", "ndc", "containers")
+
+    def __init__(self, w: Work, hcpcs: str, ids: tuple[str, ...], when: date, ndc: str | None, containers: list[Container]) -> None:
+        self.w, self.hcpcs, self.ids, self.when, self.ndc, self.containers = w, hcpcs, ids, when, ndc, containers
+
+    def __call__(self, n: int, amount: Quantity, text: str, rules: tuple[str, ...], modifiers: tuple[str, ...] = ()) -> None:
+        if self.ndc is None:
+            self.w.line(self.hcpcs, n, admins=self.ids, rules=rules, modifiers=modifiers, when=self.when, explanation=text)
+            return
+        quantity = ndc_quantity(amount, self.containers)
+        if quantity is None:
+            self.w.warn(
+                "ndc_quantity",
+                f"{self.hcpcs}: NDC quantity cannot be expressed in the package's unit ({amount.unit} charted); enter it by hand.",
+                self.ids,
+                ("R49",),
+            )
+            self.w.line(self.hcpcs, n, admins=self.ids, rules=rules, modifiers=modifiers, when=self.when, explanation=text, ndc=self.ndc, ndc_qualifier=NDC_QUALIFIER)
+            return
+        self.w.line(
+            self.hcpcs,
+            n,
+            admins=self.ids,
+            rules=rules,
+            modifiers=modifiers,
+            when=self.when,
+            explanation=f"{text}; NDC quantity {quantity[1]} {_fmt(quantity[0])}",
+            ndc=self.ndc,
+            ndc_qualifier=NDC_QUALIFIER,
+            ndc_quantity=quantity[0],
+            ndc_unit=quantity[1],
+        )
+
+
+_ZERO = Decimal(0)
+
+
+def _ratio(d: Decimal) -> str:
+    """A quotient for explanations: at most three decimals."""
+    text = _fmt(d)
+    if "." in text and len(text) - text.index(".") > 4:
+        return _fmt(d.quantize(Decimal("0.001")))
+    return text
 
 
 def _fmt(d: Decimal) -> str:
-    return format(d.normalize(), "f")
+    """A Decimal without exponent or trailing zeros ("1000", "18.4")."""
+    text = str(d)
+    if "E" in text:
+        return format(d.normalize(), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text

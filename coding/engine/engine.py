@@ -8,7 +8,7 @@ from .codes import INITIAL_CODE, INJECTION_CODES, is_drug_code
 from .drugs import drug_lines
 from .policy import MEDICARE, PayerPolicy, policy_for
 from .rules import RULES, record_billed_hydration
-from .state import NEVER, Work, family_word
+from .state import Work, family_word
 from .timing import zone
 from .types import Administration, CodingResult, EncounterDoc, Line
 
@@ -46,8 +46,7 @@ def evaluate(doc: EncounterDoc, policy: PayerPolicy | None = None) -> CodingResu
         if chosen is None:
             chosen, fallback = MEDICARE, True
     admins, overridden = _apply_family_overrides(doc.administrations, chosen)
-    ordered = tuple(sorted(admins, key=lambda a: (NEVER if a.start is None else a.start.timestamp(), a.id)))
-    work = Work(doc=doc, policy=chosen, administrations=ordered, overridden=overridden)
+    work = Work(doc=doc, policy=chosen, administrations=admins, overridden=overridden)
     if fallback:
         work.warn(
             "payer_policy",

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from decimal import Decimal
 
 from . import codes as C
 from .policy import PayerPolicy
@@ -42,25 +43,34 @@ class Run:
     span: int | None  # stop - start in whole minutes, pauses included
 
 
-@dataclass(slots=True)
 class Service:
-    """One codable IV service (internal to the engine)."""
+    """One codable IV service (internal to the engine; a plain slotted class
+    because thousands are built per second and only the engine sees them)."""
 
-    key: str  # same-drug identity (HCPCS, else normalised name; "bag:..." for a mix)
-    label: str  # drug name(s) for explanations
-    family: str  # chemo_complex | therapeutic | hydration
-    kind: str  # infusion | push
-    encounter: str
-    group: str  # site group, see module docstring
-    admin_ids: tuple[str, ...]
-    start: float | None
-    minutes: int | None
-    intervals: tuple[Interval, ...]
-    rules: tuple[str, ...] = ()
-    arith: str = ""  # the minute arithmetic, e.g. "125 min = 130 running − 5 paused"
-    concurrent: bool = False
-    bag: str | None = None  # a mixed bag split by policy (R26): never inferred concurrent
-    repeat: bool = False  # a later run of a drug already infused (D2 alternatives)
+    __slots__ = ("key", "label", "family", "kind", "encounter", "group", "admin_ids", "start", "minutes", "intervals", "rules", "arith", "concurrent", "bag", "repeat")
+
+    def __init__(
+        self,
+        key: str,  # same-drug identity (HCPCS, else normalised name; "bag:..." for a mix)
+        label: str,  # drug name(s) for explanations
+        family: str,  # chemo_complex | therapeutic | hydration
+        kind: str,  # infusion | push
+        encounter: str,
+        group: str,  # site group, see module docstring
+        admin_ids: tuple[str, ...],
+        start: float | None,
+        minutes: int | None,
+        intervals: tuple[Interval, ...],
+        rules: tuple[str, ...] = (),
+        arith: str = "",  # the minute arithmetic, e.g. "125 min = 130 running − 5 paused"
+        concurrent: bool = False,
+        bag: str | None = None,  # a mixed bag split by policy (R26): never inferred concurrent
+        repeat: bool = False,  # a later run of a drug already infused (D2 alternatives)
+    ) -> None:
+        self.key, self.label, self.family, self.kind = key, label, family, kind
+        self.encounter, self.group, self.admin_ids = encounter, group, admin_ids
+        self.start, self.minutes, self.intervals = start, minutes, intervals
+        self.rules, self.arith, self.concurrent, self.bag, self.repeat = rules, arith, concurrent, bag, repeat
 
     @property
     def rank(self) -> int:
@@ -76,37 +86,65 @@ class Service:
         return f"{self.label} (adm {ids})"
 
 
-@dataclass(slots=True)
 class Work:
     """Mutable working state of one evaluation (never leaves the engine)."""
 
-    doc: EncounterDoc
-    policy: PayerPolicy
-    administrations: tuple[Administration, ...]
-    overridden: dict[str, str] = field(default_factory=dict)  # admin id -> charted family (D9)
-    runs: dict[str, Run] = field(default_factory=dict)
-    handled: set[str] = field(default_factory=set)
-    services: list[Service] = field(default_factory=list)
-    lines: list[Line] = field(default_factory=list)
-    not_billed: list[NotBilled] = field(default_factory=list)
-    warnings: list[Warning] = field(default_factory=list)
-    billed_hydration: set[str] = field(default_factory=set)
-    bag_fluids: set[str] = field(default_factory=set)
-    drug_keys: dict[str, str] = field(default_factory=dict)
-    dates: dict[float, date] = field(default_factory=dict)
+    __slots__ = (
+        "doc",
+        "policy",
+        "administrations",
+        "overridden",
+        "runs",
+        "handled",
+        "services",
+        "lines",
+        "not_billed",
+        "warnings",
+        "billed_hydration",
+        "bag_fluids",
+        "drug_keys",
+        "dates",
+        "clocks",
+    )
 
-    def __post_init__(self) -> None:
-        self.drug_keys = same_drug_keys(self.administrations)
+    def __init__(
+        self, doc: EncounterDoc, policy: PayerPolicy, administrations: tuple[Administration, ...], overridden: dict[str, str] | None = None
+    ) -> None:
+        self.doc = doc
+        self.policy = policy
+        self.administrations = administrations
+        self.overridden: dict[str, str] = overridden or {}  # admin id -> charted family (D9)
+        self.runs: dict[str, Run] = {}
+        self.handled: set[str] = set()
+        self.services: list[Service] = []
+        self.lines: list[Line] = []
+        self.not_billed: list[NotBilled] = []
+        self.warnings: list[Warning] = []
+        self.billed_hydration: set[str] = set()
+        self.bag_fluids: set[str] = set()
+        self.drug_keys: dict[str, str] = {}
+        self.dates: dict[float, date] = {}
+        self.clocks: dict[float, str] = {}
+        self._timing()
+
+    def _timing(self) -> None:
+        # Timestamps once per administration: every later comparison, sort and
+        # subtraction works on these floats (R24), not on datetimes.
+        runs = self.runs
         for a in self.administrations:
-            start = ts(a.start) if a.start is not None else None
-            stop = ts(a.stop) if a.stop is not None else None
+            start = a.start.timestamp() if a.start is not None else None
+            stop = a.stop.timestamp() if a.stop is not None else None
             if start is None or stop is None:
-                self.runs[a.id] = Run(start, stop, (), None, None)
+                runs[a.id] = Run(start, stop, (), None, None)
                 continue
-            pauses = tuple((ts(p), ts(q) if q is not None else None) for p, q in a.pauses)
-            intervals = run_intervals(start, stop, pauses)
-            span = int((stop - start) // 60) if stop >= start else 0
-            self.runs[a.id] = Run(start, stop, intervals, minutes_of(intervals), span)
+            if a.pauses:
+                intervals = run_intervals(start, stop, tuple((ts(p), ts(q) if q is not None else None) for p, q in a.pauses))
+            else:
+                intervals = ((start, stop),) if stop > start else ()
+            runs[a.id] = Run(start, stop, intervals, minutes_of(intervals), int((stop - start) // 60) if stop >= start else 0)
+        # Input order never matters: administrations in time order, ties by id.
+        self.administrations = tuple(sorted(self.administrations, key=lambda a: (NEVER if runs[a.id].start is None else runs[a.id].start, a.id)))
+        self.drug_keys = same_drug_keys(self.administrations)
 
     def drug_key(self, adm: Administration) -> str:
         """Identity of "the same drug" in this document (R17, R28); see
@@ -128,21 +166,29 @@ class Work:
         minutes: int | None = None,
         modifiers: tuple[str, ...] = (),
         when: date | None = None,
-        **extra: object,
+        ndc: str | None = None,
+        ndc_qualifier: str | None = None,
+        ndc_quantity: Decimal | None = None,
+        ndc_unit: str | None = None,
     ) -> None:
         if units < 1:
             return
+        if len(modifiers) > 1:
+            modifiers = tuple(sorted(set(modifiers)))
         self.lines.append(
             Line(
-                code=code,
-                units=units,
-                modifiers=tuple(sorted(set(modifiers))) if len(modifiers) > 1 else modifiers,
-                administrations=admins,
-                minutes=minutes,
-                rules=dedupe(rules),
-                explanation=explanation,
-                date_of_service=when or self.doc.date_of_service,
-                **extra,  # type: ignore[arg-type]
+                code,
+                units,
+                modifiers,
+                admins,
+                minutes,
+                tuple(dict.fromkeys(rules)),
+                explanation,
+                when or self.doc.date_of_service,
+                ndc,
+                ndc_qualifier,
+                ndc_quantity,
+                ndc_unit,
             )
         )
 
@@ -195,7 +241,11 @@ class Work:
         """Local wall-clock time ("14:05") for explanations; "?" when untimed."""
         if moment is None:
             return "?"
-        return datetime.fromtimestamp(moment, zone(self.doc.timezone) or UTC).strftime("%H:%M")
+        text = self.clocks.get(moment)
+        if text is None:
+            local = datetime.fromtimestamp(moment, zone(self.doc.timezone) or UTC)
+            text = self.clocks[moment] = f"{local.hour:02d}:{local.minute:02d}"
+        return text
 
 
 def dedupe(items: tuple[str, ...]) -> tuple[str, ...]:
@@ -231,18 +281,18 @@ def same_drug_keys(admins: tuple[Administration, ...]) -> dict[str, str]:
     HCPCS code when charted.  A run charted without an HCPCS code (a resumed
     bag, a repeat push) is the same drug as the runs of the same name that carry
     one, when exactly one code is charted for that name; otherwise its name key."""
-    names = {a.id: name_key(a) for a in admins}
+    out = {a.id: a.hcpcs.strip().upper() for a in admins if a.hcpcs}
+    uncoded = [a for a in admins if not a.hcpcs]
+    if not uncoded:
+        return out  # every run carries its code: no names to compare
     codes: dict[str, set[str]] = {}
     for a in admins:
         if a.hcpcs and a.admin_class != "hydration":
-            codes.setdefault(names[a.id], set()).add(a.hcpcs.strip().upper())
-    out: dict[str, str] = {}
-    for a in admins:
-        if a.hcpcs:
-            out[a.id] = a.hcpcs.strip().upper()
-            continue
-        known = codes.get(names[a.id], ())
-        out[a.id] = next(iter(known)) if len(known) == 1 else names[a.id]
+            codes.setdefault(name_key(a), set()).add(out[a.id])
+    for a in uncoded:
+        name = name_key(a)
+        known = codes.get(name, ())
+        out[a.id] = next(iter(known)) if len(known) == 1 else name
     return out
 
 
