@@ -119,7 +119,7 @@ class VialForm(forms.Form):
     prefilled from the catalog's example: it must be read off the package.
     """
 
-    ndc = forms.CharField(label="NDC", max_length=13, help_text="As printed: 4-4-2, 5-3-2 or 5-4-1 with hyphens, or 11 digits.")
+    ndc = forms.CharField(label="NDC", max_length=13, widget=forms.TextInput(attrs={"placeholder": "as printed, with hyphens", "autocomplete": "off"}))
     lot = forms.CharField(max_length=40)
     expiry = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     container_type = forms.ChoiceField(label="Container", choices=ContainerType.choices)

@@ -387,3 +387,27 @@ def test_the_partial_takes_the_same_queries_for_1_and_5_vial_rows(nurse_client, 
     with django_assert_max_num_queries(16):
         response = nurse_client.post(url("confirm_waste", adm), {"wasted_value": "100", "wasted_unit": "mg"}, **HTMX)
     assert response.status_code == 200
+
+
+# --- in the browser ------------------------------------------------------------------------------
+
+
+@pytest.mark.browser
+def test_nurse_charts_vials_and_confirms_no_waste_in_the_browser(live_server, page_factory, nurse, adm):
+    from tests.browser.flows import log_in
+
+    page = page_factory()
+    log_in(page, live_server.url, "nurse")
+    page.goto(live_server.url + reverse("charting:encounter", kwargs={"pk": adm.encounter_id}))
+    page.fill('[data-testid="vial-ndc-infliximab"]', "57894-030-01")
+    page.fill('[data-testid="vial-lot-infliximab"]', "AB1234")
+    page.fill('[data-testid="vial-size-infliximab"]', "100")
+    page.fill('[data-testid="vial-count-infliximab"]', "4")
+    page.click('[data-testid="vial-save-infliximab"]')
+    page.check('[data-testid="waste-none-infliximab"]')  # appears once single-dose vials are charted
+    page.click('[data-testid="waste-save-infliximab"]')
+    page.wait_for_selector('[data-testid="waste-infliximab"]:has-text("Waste: none")')
+
+    assert "4 × 100 mg · NDC 57894-030-01 · lot AB1234" in page.inner_text('[data-testid="vials-infliximab"]')
+    fresh = Administration.objects.get(pk=adm.pk)
+    assert fresh.container_type == "single_dose" and fresh.wasted_value == 0 and fresh.waste_confirmed_by == nurse
