@@ -28,13 +28,15 @@ import string
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
+from django.conf import settings
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.text import slugify
 
 from audit.services import record
 
+from . import checks
 from .models import (
     NDC_PATTERN,
     ROUTES_NEEDING_SITE,
@@ -48,6 +50,7 @@ from .models import (
     Encounter,
     Patient,
     Pause,
+    SweepRun,
     TimeCorrection,
     VialUse,
     convert,
@@ -537,6 +540,28 @@ def confirm_waste(adm: Administration, *, wasted_value: Decimal | None, wasted_u
     return adm
 
 
+@transaction.atomic
+def remove_vials(vial: VialUse, *, actor: Any) -> Administration:
+    """Take back a VialUse row charted by mistake (wrong NDC, lot or size) on a
+    draft; the audit row keeps what it said. A confirmed waste is forgotten
+    (it was confirmed for other vials); without rows left the drug has no
+    container kind. Returns the administration, `adm.notice` saying what changed.
+    """
+    adm = _locked_administration(vial.administration)
+    row = VialUse.objects.select_for_update().filter(pk=vial.pk, administration=adm).first()
+    if row is None:
+        adm.notice = "These vials were already removed."
+        return adm
+    row.delete()
+    cleared = _clear_waste(adm)
+    if not VialUse.objects.filter(administration=adm).exists():
+        adm.container_type = ""
+    adm.save(update_fields=["container_type", "wasted_value", "wasted_unit", "waste_confirmed_by", "waste_confirmed_at"])
+    adm.notice = "Vials removed." + (" Confirm the waste again." if cleared and adm.container_type else "")
+    _audit("charting.administration.vials_removed", adm, adm.encounter, actor, vial_use_id=vial.pk, ndc=row.ndc, lot=row.lot, size_value=row.size_value, size_unit=row.size_unit, count=row.count, waste_cleared=cleared)
+    return adm
+
+
 # --- signing ----------------------------------------------------------------------
 
 
@@ -547,11 +572,29 @@ def _enqueue_suggestion(encounter_id: str) -> None:
     suggest_for_encounter_task.delay(encounter_id)
 
 
+class NeedsConfirmation(ChartingError):
+    """Signing with open blocking items: the nurse is asked once more.
+
+    `issues` are the blocking items found under the lock; `digest` is what the
+    confirming form posts back (`checks.digest`), so a confirmation covers
+    exactly the items the nurse saw and a new gap asks again."""
+
+    def __init__(self, issues: list[checks.Issue]):
+        n = len(issues)
+        items = f"{n} open item{'s' if n != 1 else ''}"
+        super().__init__(f"{items} would stop or change a billed line (see Ready to bill): fix them, or confirm to sign anyway.", field="confirmed")
+        self.issues = issues
+        self.digest = checks.digest(issues)
+
+
 @transaction.atomic
-def sign_encounter(encounter: Encounter, *, actor: Any) -> Encounter:
+def sign_encounter(encounter: Encounter, *, actor: Any, confirmed: str = "") -> Encounter:
     """Sign the encounter and, after commit, ask the coding engine for suggestions.
 
     Refused while any drug is running or paused (the message names them).
+    With open blocking items (charting/checks.py) it raises NeedsConfirmation
+    unless `confirmed` is the digest of exactly those items; the audit row
+    lists the items signed over. Signing resolves the "not signed" flag.
     Signing a signed encounter again is a no-op with `encounter.notice`.
     """
     locked = Encounter.objects.select_for_update(of=("self",)).select_related("clinic").get(pk=encounter.pk)
@@ -563,45 +606,101 @@ def sign_encounter(encounter: Encounter, *, actor: Any) -> Encounter:
     if running:
         names = ", ".join(adm.drug.name for adm in running)
         raise ChartingError(f"Stop every drug before signing: still running or paused: {names}.")
+    now = timezone.now()
+    # Read under the encounter lock: every charting write takes it first, so
+    # these are the items the signature covers.
+    blocking = [i for i in checks.check_encounter(Encounter.objects.for_chart().get(pk=locked.pk), now=now) if i.blocking]
+    if blocking and confirmed != checks.digest(blocking):
+        raise NeedsConfirmation(blocking)
     locked.status = Encounter.Status.SIGNED
     locked.signed_by = actor
-    locked.signed_at = timezone.now()
+    locked.signed_at = now
     locked.save(update_fields=["status", "signed_by", "signed_at"])
-    _audit("charting.encounter.signed", locked, locked, actor, signed_at=locked.signed_at)
+    DocumentationFlag.objects.open().filter(encounter=locked, kind=DocumentationFlag.Kind.NOT_SIGNED).update(resolved_at=now)
+    detail = {"signed_at": locked.signed_at}
+    if blocking:
+        detail |= {"confirmed_open_items": [{"kind": i.kind, "message": i.message} for i in blocking]}
+    _audit("charting.encounter.signed", locked, locked, actor, **detail)
     encounter_id = str(locked.pk)
     transaction.on_commit(lambda: _enqueue_suggestion(encounter_id))
     return locked
 
 
-# --- sweeps -----------------------------------------------------------------------
+# --- the flag sweep --------------------------------------------------------------
 
 
-def flag_long_running_administrations(*, now: dt.datetime, hours: float) -> dict[str, int]:
-    """Keep one open "still_running" flag per administration started more than
-    `hours` before `now` without a stop; resolve the open ones that now have a stop.
+# Key of the PostgreSQL advisory lock every sweep holds for its transaction
+# ("CHFS"): two sweeps never interleave, the second one sees the first's flags.
+SWEEP_LOCK_KEY = 0x43484653
 
-    Set-based: one SELECT finds the gaps, one INSERT ... ON CONFLICT DO NOTHING
-    writes the flags (the partial unique constraint
-    flag_one_open_per_record_kind makes a racing second sweep harmless), one
-    UPDATE resolves. Running it again with the same data changes nothing.
-    Returns {"flagged": new flags, "resolved": flags resolved}.
+# Which column of DocumentationFlag holds each check's record.
+_FLAG_TARGET = {"administration": "administration", "access_site": "access_site", "encounter": "encounter"}
+
+
+def sweep_period(now: dt.datetime) -> dt.datetime:
+    """The start of the CHAIRSIDE_SWEEP_SECONDS period `now` falls in (UTC, from the epoch)."""
+    seconds = settings.CHAIRSIDE_SWEEP_SECONDS
+    return dt.datetime.fromtimestamp(now.timestamp() // seconds * seconds, tz=dt.UTC)
+
+
+def _lock_sweeps() -> None:
+    """Wait for any other sweep to commit, then hold the lock until ours does.
+
+    SQLite (the demo) has no advisory locks; it serialises writers itself."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SWEEP_LOCK_KEY])
+
+
+def _flag(issue: checks.Issue, now: dt.datetime) -> DocumentationFlag:
+    return DocumentationFlag(
+        encounter_id=issue.encounter_id,
+        administration_id=issue.administration_id,
+        access_site_id=issue.access_site_id,
+        kind=issue.kind,
+        message=issue.message,
+        field=issue.field,
+        created_at=now,
+    )
+
+
+def sweep_flags(*, now: dt.datetime, period_start: dt.datetime | None = None, limits: checks.Limits | None = None) -> dict[str, int]:
+    """Bring DocumentationFlag in line with every check of charting/checks.py.
+
+    For each check, set-based: one UPDATE resolves (resolved_at=`now`) the open
+    flags whose record no longer has the gap (NOT EXISTS against the check's
+    query), one SELECT fetches the records with the gap and no open flag, one
+    INSERT ... ON CONFLICT DO NOTHING opens their flags (the partial unique
+    indexes keep one open flag per record and kind whatever races). Resolved
+    flags stay as history.
+
+    All in ONE transaction under an advisory lock, with its SweepRun row: a
+    worker killed halfway leaves nothing behind, a second sweep waits for the
+    first. With `period_start` (the periodic task) the sweep is skipped when
+    that period was swept already, so two beat processes or a redelivered
+    task sweep once per period. Running it again with the same data and
+    `now` changes nothing.
+
+    Returns {"opened", "resolved", "open", "skipped"} (counts; skipped 0/1).
     """
-    kind = DocumentationFlag.Kind.STILL_RUNNING
-    cutoff = now - dt.timedelta(hours=hours)
-    open_flag = DocumentationFlag.objects.filter(administration=OuterRef("pk"), kind=kind, resolved_at__isnull=True)
-    gaps = Administration.objects.running().filter(started_at__lt=cutoff).exclude(Exists(open_flag)).select_related("drug", "encounter__clinic")
+    limits = limits or checks.Limits.from_settings()
+    sweep = checks.Sweep(now=now, limits=limits)
     with transaction.atomic():
-        new = [
-            DocumentationFlag(
-                encounter_id=adm.encounter_id,
-                administration=adm,
-                kind=kind,
-                message=f"{adm.drug.name} started at {local_hhmm(adm.started_at, adm.encounter.clinic)} has no stop time: chart when it stopped.",
-            )
-            for adm in gaps
-        ]
-        DocumentationFlag.objects.bulk_create(new, ignore_conflicts=True)
-        resolved = DocumentationFlag.objects.filter(kind=kind, resolved_at__isnull=True, administration__stopped_at__isnull=False).update(resolved_at=now)
-        if new or resolved:
-            record("charting.flags.swept", actor=None, detail={"kind": kind, "flagged": len(new), "resolved": resolved})
-    return {"flagged": len(new), "resolved": resolved}
+        _lock_sweeps()
+        if period_start is not None and SweepRun.objects.filter(period_start=period_start).exists():
+            return {"opened": 0, "resolved": 0, "open": DocumentationFlag.objects.open().count(), "skipped": 1}
+        open_before = DocumentationFlag.objects.open().count()
+        resolved = 0
+        for check in checks.CHECKS:
+            target = _FLAG_TARGET[check.on]
+            open_flags = DocumentationFlag.objects.open().filter(kind=check.kind)
+            gaps = check.sql(sweep)
+            resolved += open_flags.exclude(Exists(gaps.filter(pk=OuterRef(target)))).update(resolved_at=now)
+            fresh = gaps.exclude(Exists(open_flags.filter(**{target: OuterRef("pk")})))
+            DocumentationFlag.objects.bulk_create((_flag(check.issue(row), now) for row in fresh.iterator(chunk_size=2000)), batch_size=2000, ignore_conflicts=True)
+        still_open = DocumentationFlag.objects.open().count()
+        opened = still_open - open_before + resolved
+        SweepRun.objects.create(period_start=period_start, started_at=now, finished_at=max(now, timezone.now()), opened=opened, resolved=resolved, still_open=still_open)
+        if opened or resolved:
+            record("charting.flags.swept", actor=None, detail={"opened": opened, "resolved": resolved, "open": still_open})
+    return {"opened": opened, "resolved": resolved, "open": still_open, "skipped": 0}

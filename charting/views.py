@@ -20,9 +20,9 @@ from django_htmx.http import HttpResponseClientRedirect
 from audit.services import record
 from infusion_site.roles import NURSE, role_required
 
-from . import services
+from . import checks, services
 from .forms import AccessSiteForm, AdministrationForm, CorrectTimeForm, OpenEncounterForm, PauseForm, VialForm, WasteForm
-from .models import Administration, Encounter
+from .models import Administration, Encounter, VialUse
 from .services import ChartingError
 
 PAGE = "charting/encounter.html"
@@ -46,8 +46,13 @@ def _vary(response: HttpResponse) -> HttpResponse:
 @never_cache
 @role_required(NURSE)
 def worklist(request: HttpRequest) -> HttpResponse:
-    encounters = Encounter.objects.for_worklist(request.user, timezone.now())
-    return render(request, "charting/worklist.html", {"encounters": encounters, "open_form": OpenEncounterForm(user=request.user)})
+    now = timezone.now()
+    context = {
+        "encounters": Encounter.objects.for_worklist(request.user, now),
+        "flagged_earlier": Encounter.objects.with_flags_from_earlier_days(request.user, now)[:50],
+        "open_form": OpenEncounterForm(user=request.user),
+    }
+    return render(request, "charting/worklist.html", context)
 
 
 @require_POST
@@ -76,9 +81,15 @@ def _chart_context(request, encounter: Encounter, **forms) -> dict:
     administrations = list(encounter.administrations.all())
     for adm in administrations:
         _decorate(adm, now, correction_forms.get(adm.pk))
+    issues = checks.check_encounter(encounter, now=now)
+    blocking = [i for i in issues if i.blocking]
     return {
         "encounter": encounter,
         "patient": encounter.patient,
+        # The "ready to bill" panel: the same checks as the flag sweep, live.
+        "blocking_issues": blocking,
+        "advisory_issues": [i for i in issues if not i.blocking],
+        "blocking_digest": checks.digest(blocking),
         "access_sites": list(encounter.access_sites.all()),
         "administrations": administrations,
         "site_form": forms.get("site_form") or AccessSiteForm(),
@@ -287,10 +298,26 @@ def confirm_waste(request: HttpRequest, pk) -> HttpResponse:
 
 @require_POST
 @role_required(NURSE)
+def remove_vials(request: HttpRequest, pk) -> HttpResponse:
+    """A vial row's Remove button (charted by mistake)."""
+    vial = get_object_or_404(VialUse.objects.visible_to(request.user).select_related("administration"), pk=pk)
+    request.encounter_pk = vial.administration.encounter_id
+    try:
+        adm = services.remove_vials(vial, actor=request.user)
+    except ChartingError as exc:
+        return _administration_response(request, vial.administration_id, error=exc.message)
+    return _administration_response(request, adm.pk, notice=adm.notice)
+
+
+@require_POST
+@role_required(NURSE)
 def sign_encounter(request: HttpRequest, pk) -> HttpResponse:
     enc = _encounter_for(request, pk)
     try:
-        enc = services.sign_encounter(enc, actor=request.user)
+        enc = services.sign_encounter(enc, actor=request.user, confirmed=request.POST.get("confirmed", ""))
+    except services.NeedsConfirmation as exc:
+        # The panel lists the items and offers "Sign anyway" for exactly these.
+        messages.warning(request, exc.message)
     except ChartingError as exc:
         messages.error(request, exc.message)
     else:

@@ -9,6 +9,7 @@ DATABASE_URL (PostgreSQL) and CELERY_BROKER_URL (Redis).
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -147,17 +148,31 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # Schedules live in one place. django-celery-beat's DatabaseScheduler copies
 # these entries into its tables at start-up, where an admin can edit them.
+# Incomplete-record flags (charting/checks.py). A drug still "running" after
+# CHAIRSIDE_RUNNING_FLAG_HOURS, a pause open longer than
+# CHAIRSIDE_PAUSE_FLAG_MINUTES, and a start charted more than
+# CHAIRSIDE_LATE_ENTRY_MINUTES after it happened (without a correction giving
+# the reason) are flagged. The sweep runs every CHAIRSIDE_SWEEP_SECONDS, which
+# is also the period it claims (one sweep per period).
+CHAIRSIDE_RUNNING_FLAG_HOURS = env.float("CHAIRSIDE_RUNNING_FLAG_HOURS", default=6.0)
+CHAIRSIDE_PAUSE_FLAG_MINUTES = env.int("CHAIRSIDE_PAUSE_FLAG_MINUTES", default=120)
+CHAIRSIDE_LATE_ENTRY_MINUTES = env.int("CHAIRSIDE_LATE_ENTRY_MINUTES", default=60)
+CHAIRSIDE_SWEEP_SECONDS = env.int("CHAIRSIDE_SWEEP_SECONDS", default=300)
+if min(CHAIRSIDE_RUNNING_FLAG_HOURS, CHAIRSIDE_PAUSE_FLAG_MINUTES, CHAIRSIDE_LATE_ENTRY_MINUTES, CHAIRSIDE_SWEEP_SECONDS) <= 0:
+    raise ImproperlyConfigured("CHAIRSIDE_RUNNING_FLAG_HOURS, _PAUSE_FLAG_MINUTES, _LATE_ENTRY_MINUTES and _SWEEP_SECONDS must be positive.")
+
+# Schedules live in one place. django-celery-beat's DatabaseScheduler copies
+# these entries into its tables at start-up, where an admin can edit them.
 CELERY_BEAT_SCHEDULE = {
-    # Nurses forget to tap "stop": a drug still running hours later cannot be
-    # billed as an infusion (R16), so flag it while the nurse still remembers.
-    "flag-long-running-administrations": {
-        "task": "charting.tasks.flag_long_running_administrations_task",
-        "schedule": 300.0,
+    # Nurses forget to tap "stop", to chart a lot, to sign: flag every
+    # incomplete record while the nurse still remembers, before a coder sees it.
+    # (Replaces "flag-long-running-administrations"; that task name still runs
+    # the same sweep, and the period claim keeps both to one sweep a period.)
+    "sweep-documentation-flags": {
+        "task": "charting.tasks.sweep_flags_task",
+        "schedule": float(CHAIRSIDE_SWEEP_SECONDS),
     },
 }
-
-# An administration still "running" after this many hours is flagged.
-CHAIRSIDE_RUNNING_FLAG_HOURS = env.float("CHAIRSIDE_RUNNING_FLAG_HOURS", default=6.0)
 
 LOGGING = {
     "version": 1,

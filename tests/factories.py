@@ -113,3 +113,14 @@ class AdministrationFactory(factory.django.DjangoModelFactory):
     access_site = factory.SubFactory(AccessSiteFactory, encounter=factory.SelfAttribute("..encounter"))
     dose_value = Decimal("500")
     dose_unit = "mg"
+
+
+def chart_vials(adm: Administration) -> Administration:
+    """Chart the vials (NDC, lot) and "none wasted" of a given drug, so its
+    record is complete and signing asks no confirmation (charting/checks.py)."""
+    from charting.models import VialUse
+
+    VialUse.objects.create(administration=adm, ndc="57894-030-01", lot="TESTLOT1", size_value=Decimal("100"), size_unit="mg", count=5)
+    Administration.objects.filter(pk=adm.pk).update(container_type="single_dose", wasted_value=Decimal("0"), wasted_unit=adm.dose_unit or "mg", waste_confirmed_at=timezone.now())
+    adm.refresh_from_db()
+    return adm

@@ -31,3 +31,13 @@ def chart_infusion(page, *, patient: str, drug: str, dose: str, site_location: s
     page.wait_for_selector(f'[data-testid="stop-{drug}"]')
     page.click(f'[data-testid="stop-{drug}"]')
     page.wait_for_selector(f'[data-testid="administration-{drug}"][data-state="stopped"]')
+
+
+def sign(page) -> None:
+    """Tap Sign; when the chart still has items that would stop a billed line,
+    the "ready to bill" panel asks once more: confirm with "Sign anyway"."""
+    page.click('[data-testid="sign-encounter"]')
+    page.wait_for_selector('text=Encounter signed, [data-testid="sign-anyway"]')
+    if page.locator('[data-testid="sign-anyway"]').count():
+        page.click('[data-testid="sign-anyway"]')
+    page.wait_for_selector("text=Encounter signed")

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from charting.models import Administration, Encounter
 from coding.models import Suggestion
-from tests.browser.flows import chart_infusion, log_in
+from tests.browser.flows import chart_infusion, log_in, sign
 from tests.factories import DrugFactory, PatientFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -51,8 +51,7 @@ def test_nurse_charts_worker_codes_coder_accepts(live_server, page_factory, cele
     correct_time(adm, field="started_at", new_value=adm.stopped_at - dt.timedelta(minutes=125), reason="started before the tablet was at the chair", actor=nurse)
 
     page.reload()
-    page.click('[data-testid="sign-encounter"]')
-    page.wait_for_selector("text=Encounter signed")
+    sign(page)
     encounter = Encounter.objects.get(patient__mrn="E2E-1")
     assert encounter.status == "signed"
 

@@ -3,7 +3,7 @@
 import pytest
 
 from charting.models import Encounter
-from tests.browser.flows import chart_infusion, log_in
+from tests.browser.flows import chart_infusion, log_in, sign
 from tests.factories import DrugFactory, PatientFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -20,8 +20,7 @@ def test_nurse_charts_and_signs_an_encounter(live_server, page_factory, nurse, c
     chart_infusion(page, patient="Zed, Ada — MRN ZZ1", drug="infliximab", dose="500", site_location="left forearm")
     page.click('[data-testid="correct-infliximab"]')
     page.screenshot(path="/tmp/chairside-smoke-stopped.png", full_page=True)
-    page.click('[data-testid="sign-encounter"]')
-    page.wait_for_selector('text=Encounter signed')
+    sign(page)
     page.screenshot(path="/tmp/chairside-smoke-signed.png", full_page=True)
     page.goto(live_server.url + "/nurse/")
     page.screenshot(path="/tmp/chairside-smoke-worklist.png", full_page=True)

@@ -12,7 +12,7 @@ from audit.models import AuditEvent
 from charting import services
 from charting.models import Administration, DocumentationFlag, Encounter, Pause, TimeCorrection
 from charting.services import ChartingError
-from tests.factories import AccessSiteFactory, AdministrationFactory, DrugFactory, EncounterFactory, PatientFactory
+from tests.factories import AccessSiteFactory, AdministrationFactory, DrugFactory, EncounterFactory, PatientFactory, chart_vials
 
 pytestmark = pytest.mark.django_db
 
@@ -32,6 +32,7 @@ def encounter(clinic):
 @pytest.fixture
 def adm(encounter):
     return AdministrationFactory(encounter=encounter, drug=DrugFactory(name="infliximab"))
+
 
 
 # --- open_encounter / access sites / add_administration -----------------------
@@ -221,6 +222,7 @@ def test_signed_encounters_refuse_every_change(adm, nurse, clock, change):
     adm.started_at = clock.now - dt.timedelta(hours=1)
     adm.stopped_at = clock.now - dt.timedelta(minutes=1)
     adm.save()
+    chart_vials(adm)
     services.sign_encounter(adm.encounter, actor=nurse)
     before = AuditEvent.objects.count()
     with pytest.raises(ChartingError, match="signed at 10:00.*amendment"):
@@ -310,14 +312,14 @@ def test_charting_a_forgotten_stop_closes_pause_and_resolves_flag(adm, nurse, cl
     clock.advance(minutes=40)
     services.pause_administration(adm, reason="Patient to restroom", actor=nurse)
     clock.advance(hours=7)
-    services.flag_long_running_administrations(now=clock.now, hours=6)
-    assert DocumentationFlag.objects.filter(resolved_at__isnull=True).count() == 1
+    services.sweep_flags(now=clock.now)
+    assert DocumentationFlag.objects.open().filter(kind="still_running").count() == 1
     services.correct_time(adm, field="stopped_at", new_value=at(10, 50), reason="Forgot to tap stop", actor=nurse)
     adm = Administration.objects.get(pk=adm.pk)
     assert adm.stopped_at == at(10, 50)
     assert adm.pauses.get().resumed_at == at(10, 50)
     assert adm.minutes_so_far(clock.now) == 40
-    assert not DocumentationFlag.objects.filter(resolved_at__isnull=True).exists()
+    assert not DocumentationFlag.objects.open().filter(kind="still_running").exists()
 
 
 # --- sign_encounter ----------------------------------------------------------------
@@ -342,6 +344,7 @@ def test_sign_enqueues_coding_after_commit(adm, encounter, nurse, clock, monkeyp
     services.start_administration(adm, actor=nurse)
     clock.advance(minutes=61)
     services.stop_administration(adm, actor=nurse)
+    chart_vials(adm)
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         signed = services.sign_encounter(encounter, actor=nurse)
@@ -355,56 +358,3 @@ def test_sign_enqueues_coding_after_commit(adm, encounter, nurse, clock, monkeyp
     with django_capture_on_commit_callbacks(execute=True) as again:
         assert "already signed at 11:01" in services.sign_encounter(encounter, actor=nurse).notice
     assert again == [] and sent == [str(encounter.pk)]
-
-
-# --- the flag sweep ---------------------------------------------------------------------
-
-
-def test_sweep_flags_gap_once_and_resolves_when_fixed(clinic, nurse, clock):
-    old = AdministrationFactory(encounter__patient__clinic=clinic, started_at=clock.now - dt.timedelta(hours=7))
-    recent = AdministrationFactory(started_at=clock.now - dt.timedelta(hours=5))
-    done = AdministrationFactory(started_at=clock.now - dt.timedelta(hours=9), stopped_at=clock.now - dt.timedelta(hours=8))
-    not_started = AdministrationFactory()
-
-    assert services.flag_long_running_administrations(now=clock.now, hours=6) == {"flagged": 1, "resolved": 0}
-    flag = DocumentationFlag.objects.get()
-    assert (flag.administration, flag.kind, flag.resolved_at) == (old, "still_running", None)
-    assert "started at 03:00 has no stop time" in flag.message  # 07:00 UTC in New York
-    assert services.flag_long_running_administrations(now=clock.now, hours=6) == {"flagged": 0, "resolved": 0}
-    assert DocumentationFlag.objects.count() == 1
-
-    old.stopped_at = clock.now - dt.timedelta(hours=6)
-    old.save(update_fields=["stopped_at"])  # e.g. stored by import, not by a service
-    assert services.flag_long_running_administrations(now=clock.now, hours=6) == {"flagged": 0, "resolved": 1}
-    flag.refresh_from_db()
-    assert flag.resolved_at == clock.now
-    assert services.flag_long_running_administrations(now=clock.now, hours=6) == {"flagged": 0, "resolved": 0}
-    assert {recent.flags.count(), done.flags.count(), not_started.flags.count()} == {0}
-    assert AuditEvent.objects.filter(action="charting.flags.swept").count() == 2
-
-
-def test_sweep_covers_signed_encounters_and_uses_constant_queries(clock, django_assert_max_num_queries):
-    for _ in range(5):
-        AdministrationFactory(started_at=clock.now - dt.timedelta(hours=8))
-    # SELECT gaps (with drug and clinic), INSERT flags, UPDATE resolved, INSERT audit, 2 savepoints
-    with django_assert_max_num_queries(6):
-        assert services.flag_long_running_administrations(now=clock.now, hours=6)["flagged"] == 5
-
-
-def test_stop_resolves_the_flag_at_once(adm, nurse, clock):
-    services.start_administration(adm, actor=nurse)
-    clock.advance(hours=7)
-    services.flag_long_running_administrations(now=clock.now, hours=6)
-    services.stop_administration(adm, actor=nurse)
-    assert DocumentationFlag.objects.get().resolved_at == clock.now
-
-
-def test_task_reads_the_setting_and_is_repeatable(adm, nurse, clock, settings):
-    from charting.tasks import flag_long_running_administrations_task
-
-    assert flag_long_running_administrations_task.name == "charting.tasks.flag_long_running_administrations_task"
-    settings.CHAIRSIDE_RUNNING_FLAG_HOURS = 1.5
-    services.start_administration(adm, actor=nurse)
-    clock.advance(hours=2)
-    assert flag_long_running_administrations_task() == {"flagged": 1, "resolved": 0}
-    assert flag_long_running_administrations_task() == {"flagged": 0, "resolved": 0}

@@ -19,7 +19,7 @@ from charting import services
 from charting.models import AccessSite, Administration, Encounter, Pause, TimeCorrection
 from charting.services import ChartingError
 from coding import services as coding_services
-from tests.factories import AccessSiteFactory, AdministrationFactory, DrugFactory
+from tests.factories import AccessSiteFactory, AdministrationFactory, DrugFactory, chart_vials
 
 from .conftest import HTMX
 
@@ -146,6 +146,7 @@ def test_service_sign_with_a_running_drug_then_twice(adm, nurse):
     with pytest.raises(ChartingError, match="still running or paused: infliximab"):
         services.sign_encounter(adm.encounter, actor=nurse)
     services.stop_administration(adm, actor=nurse)
+    chart_vials(adm)
     signed = services.sign_encounter(adm.encounter, actor=nurse)
     again = services.sign_encounter(adm.encounter, actor=nurse)
     assert "already signed" in again.notice and again.signed_at == signed.signed_at
@@ -350,6 +351,7 @@ def signed(adm, nurse):
     """The nurse's own encounter, run and signed while the page was still open in another tab."""
     services.start_administration(adm, actor=nurse)
     services.stop_administration(adm, actor=nurse)
+    chart_vials(adm)
     services.sign_encounter(adm.encounter, actor=nurse)
     adm.refresh_from_db()
     return adm
@@ -402,6 +404,7 @@ def test_view_sign_with_a_running_drug_then_twice(nurse_client, adm, htmx):
     page = nurse_client.get(url("encounter", adm.encounter))
     assert "still running or paused: infliximab" in body(page)
     services.stop_administration(adm, actor=None)
+    chart_vials(adm)
     nurse_client.post(url("sign_encounter", adm.encounter), **headers)
     nurse_client.get(url("encounter", adm.encounter))  # consume the success message
     nurse_client.post(url("sign_encounter", adm.encounter), **headers)

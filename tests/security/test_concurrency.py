@@ -17,6 +17,7 @@ from charting import services
 from charting.models import AccessSite, Administration, Encounter
 from coding import services as coding_services
 from coding.models import Suggestion
+from tests.factories import chart_vials
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -116,6 +117,7 @@ def test_two_opens_at_once_make_one_encounter(clinic, nurse):
 def test_two_signs_at_once_sign_once(adm, nurse):
     services.start_administration(adm, actor=nurse)
     services.stop_administration(adm, actor=nurse)
+    chart_vials(adm)
     results = run_together(*[lambda: services.sign_encounter(Encounter.objects.get(pk=adm.encounter_id), actor=nurse)] * 2)
     assert [r[0] for r in results] == ["ok", "ok"], results
     assert AuditEvent.objects.filter(action="charting.encounter.signed").count() == 1

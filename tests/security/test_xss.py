@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from charting import services
 from coding.services import suggest_for_encounter
-from tests.factories import AccessSiteFactory, AdministrationFactory, DrugFactory, EncounterFactory, PatientFactory
+from tests.factories import AccessSiteFactory, AdministrationFactory, DrugFactory, EncounterFactory, PatientFactory, chart_vials
 
 from .conftest import HTMX
 
@@ -71,6 +71,7 @@ def test_retyped_form_values_are_escaped(client, nurse, hostile):
 
 def test_coder_pages_escape_everything(client, coder, hostile, nurse):
     services.stop_administration(hostile, actor=nurse)
+    chart_vials(hostile)
     services.sign_encounter(hostile.encounter, actor=nurse)
     suggestion = suggest_for_encounter(hostile.encounter.pk)
     client.force_login(coder)
