@@ -282,6 +282,40 @@ def test_a_signed_encounter_is_changed_only_by_an_amendment(adm, nurse, change):
     assert "signed" in exc.value.message
 
 
+# --- remove_vials -------------------------------------------------------------------------
+
+
+def test_removing_a_row_forgets_the_waste_and_keeps_what_it_said_in_the_audit(adm, nurse):
+    vials(adm, nurse, lot="L1")
+    vials(adm, nurse, lot="L2", ndc="57894-030-02", count=1)
+    waste(adm, nurse, "100")
+    wrong = VialUse.objects.get(lot="L2")
+
+    result = services.remove_vials(wrong, actor=nurse)
+
+    assert result.notice == "Vials removed. Confirm the waste again."
+    assert result.container_type == "single_dose" and result.wasted_value is None
+    assert list(VialUse.objects.values_list("lot", flat=True)) == ["L1"]
+    event = AuditEvent.objects.get(action="charting.administration.vials_removed")
+    assert event.detail | {"vial_use_id": None} == {"vial_use_id": None, "ndc": "57894-030-02", "lot": "L2", "size_value": "100.000", "size_unit": "mg", "count": 1, "waste_cleared": True}
+
+
+def test_removing_the_last_row_leaves_no_container_kind_and_a_second_tap_is_a_no_op(adm, nurse):
+    vials(adm, nurse)
+    row = VialUse.objects.get()
+    assert services.remove_vials(row, actor=nurse).container_type == ""
+    assert services.remove_vials(row, actor=nurse).notice == "These vials were already removed."
+    assert AuditEvent.objects.filter(action="charting.administration.vials_removed").count() == 1
+
+
+def test_removing_vials_of_a_signed_encounter_is_refused(adm, nurse):
+    vials(adm, nurse)
+    type(adm.encounter).objects.filter(pk=adm.encounter_id).update(status="signed", signed_by=nurse, signed_at=timezone.now())
+    with pytest.raises(ChartingError):
+        services.remove_vials(VialUse.objects.get(), actor=nurse)
+    assert VialUse.objects.exists()
+
+
 # --- views -------------------------------------------------------------------------------------
 
 
@@ -370,9 +404,25 @@ def test_another_clinics_nurse_gets_404(client, other_clinic_nurse, adm, name):
     assert not VialUse.objects.exists()
 
 
-@pytest.mark.parametrize("name", ["record_vials", "confirm_waste"])
+def test_remove_vials_view(client, nurse, coder, other_clinic_nurse, adm):
+    vials(adm, nurse)
+    row = VialUse.objects.get()
+    client.force_login(coder)
+    assert client.post(url("remove_vials", row)).status_code == 403
+    client.force_login(other_clinic_nurse)
+    assert client.post(url("remove_vials", row)).status_code == 404
+    client.force_login(nurse)
+    body = client.get(reverse("charting:encounter", kwargs={"pk": adm.encounter_id})).content.decode()
+    assert 'data-testid="vial-remove-infliximab-1"' in body
+    response = client.post(url("remove_vials", row), **HTMX)
+    assert response.status_code == 200 and "Vials removed." in response.content.decode() and "No vials charted." in response.content.decode()
+    assert not VialUse.objects.exists()
+
+
+@pytest.mark.parametrize("name", ["record_vials", "confirm_waste", "remove_vials"])
 def test_writes_refuse_get(nurse_client, adm, name):
-    assert nurse_client.get(url(name, adm)).status_code == 405
+    target = VialUse.objects.create(administration=adm, count=1) if name == "remove_vials" else adm
+    assert nurse_client.get(url(name, target)).status_code == 405
 
 
 @pytest.mark.parametrize("n", [1, 5])

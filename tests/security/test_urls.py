@@ -27,9 +27,11 @@ NURSE_WRITE = {
     "charting:correct_time",
     "charting:record_vials",
     "charting:confirm_waste",
+    "charting:remove_vials",
 }
 CODER_READ = {"coding:queue", "coding:review"}
 CODER_WRITE = {"coding:accept_all", "coding:accept_line"}
+RULES_READ = {"coding:rule"}  # the text of a cited rule: coders and admins
 PUBLIC = {"login", "admin:login"}  # the login pages themselves
 OTHER = {"home", "logout"}  # home: per-role redirect (403 without a role); logout: POST only
 WRITE = NURSE_WRITE | CODER_WRITE
@@ -97,7 +99,7 @@ APP_URLS = {n: u for n, u in URLS.items() if n.split(":")[0] in ("charting", "co
 
 def test_every_url_is_classified():
     app = {n for n in URLS if n.split(":")[0] in ("charting", "coding")} | {n for n in URLS if ":" not in n}
-    assert app == NURSE_READ | NURSE_WRITE | CODER_READ | CODER_WRITE | (PUBLIC - {"admin:login"}) | OTHER
+    assert app == NURSE_READ | NURSE_WRITE | CODER_READ | CODER_WRITE | RULES_READ | (PUBLIC - {"admin:login"}) | OTHER
     # the walk found the admin too
     assert any(n.startswith("admin:") for n in URLS)
 
@@ -123,7 +125,7 @@ def _call(client, name):
     return (client.post if name in WRITE else client.get)(URLS[name])
 
 
-@pytest.mark.parametrize("name", sorted(CODER_READ | CODER_WRITE))
+@pytest.mark.parametrize("name", sorted(CODER_READ | CODER_WRITE | RULES_READ))
 def test_nurse_gets_403_on_every_coder_url(client, nurse, name):
     client.force_login(nurse)
     assert _call(client, name).status_code == 403
@@ -135,7 +137,7 @@ def test_coder_gets_403_on_every_nurse_url(client, coder, name):
     assert _call(client, name).status_code == 403
 
 
-@pytest.mark.parametrize("name", sorted(NURSE_READ | NURSE_WRITE | CODER_READ | CODER_WRITE | {"home"}))
+@pytest.mark.parametrize("name", sorted(NURSE_READ | NURSE_WRITE | CODER_READ | CODER_WRITE | RULES_READ | {"home"}))
 def test_user_without_role_gets_403(client, no_role_user, name):
     client.force_login(no_role_user)
     assert _call(client, name).status_code == 403
