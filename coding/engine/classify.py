@@ -43,7 +43,9 @@ def fluids_that_are_not_therapy(w: Work) -> None:
 def catheter_declotting(w: Work) -> None:
     """R51: a thrombolytic instilled into a port/PICC/central line to clear it is
     the procedure 36593; it does not take an administration code or the initial."""
-    kinds = {s.id: s.kind for s in w.doc.access_sites}
+    kinds = {s.id: s.kind for s in w.doc.access_sites if s.kind in C.CENTRAL_ACCESS_KINDS}
+    if not kinds and not any(a.purpose == "catheter_clearance" for a in w.administrations):
+        return
     for adm in w.pending():
         if adm.purpose != "catheter_clearance":
             if adm.route != "iv_push" or kinds.get(adm.access_site or "") not in C.CENTRAL_ACCESS_KINDS:
@@ -57,7 +59,7 @@ def catheter_declotting(w: Work) -> None:
             1,
             admins=(adm.id,),
             rules=("R51",),
-            explanation=f"{adm.drug} (adm {adm.id}) instilled into the {kinds.get(adm.access_site or '', 'catheter')} to clear it: declotting procedure, not an injection",
+            explanation=f"{adm.drug} (adm {adm.id}) instilled into the {kinds.get(adm.access_site or '', 'catheter').replace('_', ' ')} to clear it: declotting procedure, not an injection",
             when=w.date_of(w.runs[adm.id].start),
         )
         w.warn(
@@ -72,6 +74,8 @@ def mixed_bags(w: Work) -> None:
     """R26, R3: drugs mixed in one bag are one infusion (or, per payer policy,
     separate sequential or concurrent infusions); a fluid in a bag that carries
     a drug is the drug's vehicle, not hydration."""
+    if not any(a.bag for a in w.administrations):
+        return
     bags: dict[tuple[str, str], list[Administration]] = {}
     for adm in w.pending(*IV_ROUTES):
         if adm.bag:
@@ -107,7 +111,7 @@ def mixed_bags(w: Work) -> None:
                 family=family,
                 kind=kind,
                 encounter=encounter,
-                group=site_group(w.doc, drugs[0].access_site),
+                group=site_group(w, drugs[0].access_site),
                 admin_ids=ids,
                 start=min(starts) if starts else None,
                 minutes=minutes,
@@ -122,10 +126,12 @@ def no_stop_time(w: Work) -> None:
     """R16, D10, R23: without a stop time the duration is unknown.  Hydration is
     not reported; a chemo infusion started on a portable pump is 96416; any
     other drug infusion falls back to the push code with a warning."""
-    supplies_pump = any(s.kind == "supplies" and "pump" in s.detail.lower() for s in w.doc.other_services)
+    supplies_pump: bool | None = None
     for adm in w.pending("iv_infusion"):
         if (adm.stop is not None and adm.start is not None) or adm.continuously_present:
             continue
+        if supplies_pump is None:
+            supplies_pump = any(s.kind == "supplies" and "pump" in s.detail.lower() for s in w.doc.other_services)
         missing = "stop" if adm.start is not None else "start"
         kind = "no_stop_time" if missing == "stop" else "no_start_time"
         if adm.admin_class == "hydration":
@@ -224,7 +230,7 @@ def iv_services(w: Work) -> None:
                     family=adm.admin_class,
                     kind="push",
                     encounter=adm.encounter,
-                    group=site_group(w.doc, adm.access_site),
+                    group=site_group(w, adm.access_site),
                     admin_ids=(adm.id,),
                     start=run.start,
                     minutes=minutes,
@@ -267,7 +273,7 @@ def _infusion(w: Work, encounter: str, key: str, members: list[Administration], 
             family=family,
             kind="push" if minutes <= 15 else "infusion",
             encounter=encounter,
-            group=site_group(w.doc, first.access_site),
+            group=site_group(w, first.access_site),
             admin_ids=ids,
             start=min(starts) if starts else None,
             minutes=minutes,
@@ -287,11 +293,12 @@ def hydration(w: Work) -> None:
     necessary or adverse-reaction hydration is billable; 30 minutes or less is
     not reportable.  Per payer policy, segments are judged one by one (D5) and
     small volumes are not reasonable and necessary (R33)."""
+    fluids = [a for a in w.pending(*IV_ROUTES) if a.admin_class == "hydration"]
+    if not fluids:
+        return
     groups: dict[tuple[str, str], list[Administration]] = {}
     floor = w.policy.hydration_volume_floor_ml
-    for adm in w.pending(*IV_ROUTES):
-        if adm.admin_class != "hydration":
-            continue
+    for adm in fluids:
         w.handled.add(adm.id)
         if adm.purpose not in BILLABLE_HYDRATION_PURPOSES:
             w.skip(
@@ -326,7 +333,7 @@ def hydration(w: Work) -> None:
                 (adm.id,),
                 ("R33",),
             )
-        groups.setdefault((adm.encounter, site_group(w.doc, adm.access_site)), []).append(adm)
+        groups.setdefault((adm.encounter, site_group(w, adm.access_site)), []).append(adm)
     for (encounter, group), members in sorted(groups.items()):
         ids = tuple(a.id for a in members)
         own = union(w, ids)

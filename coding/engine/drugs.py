@@ -18,7 +18,6 @@ code, so the rest of the encounter is still coded and the coder sees why.
 
 from __future__ import annotations
 
-import math
 import re
 from datetime import date
 from decimal import Decimal
@@ -82,7 +81,8 @@ def billing_units(amount: Decimal, per: Decimal) -> int:
     rounded up; any amount above zero is at least one unit."""
     if amount <= 0:
         return 0
-    return max(1, math.ceil(amount / per))
+    whole, rest = divmod(amount, per)
+    return int(whole) + (1 if rest else 0) or 1
 
 
 def discard_units(amount: Decimal, per: Decimal) -> int:
@@ -90,7 +90,7 @@ def discard_units(amount: Decimal, per: Decimal) -> int:
     less than one billing unit gives none)."""
     if amount <= 0:
         return 0
-    return math.floor(amount / per)
+    return int(amount // per)
 
 
 _NDC_SHAPES = {(4, 4, 2): 0, (5, 3, 2): 1, (5, 4, 1): 2, (5, 4, 2): None}
@@ -178,35 +178,47 @@ def _round3(d: Decimal) -> Decimal:
 def drug_lines(w: Work) -> None:
     """R46-R49, D6, D8: one drug line per HCPCS per date (doses summed), plus a
     JW line for a billable discard."""
-    groups: dict[tuple[str, object], list[Administration]] = {}
+    groups: dict[tuple[str, date], list[Administration]] = {}
+    skip = w.bag_fluids
     for adm in w.administrations:
-        if not adm.hcpcs or adm.purpose in ("kvo", "flush", "drug_vehicle") or adm.id in w.bag_fluids:
+        if not adm.hcpcs or adm.purpose in _NOT_DRUG_PURPOSES or adm.id in skip:
             continue
+        hcpcs = adm.hcpcs.strip().upper()
         if adm.admin_class == "hydration" and adm.id not in w.billed_hydration:
             w.skip(
-                f"{adm.hcpcs.strip().upper()}: {adm.drug} (fluid)",
+                f"{hcpcs}: {adm.drug} (fluid)",
                 (adm.id,),
                 ("D6", "R29", "R41"),
                 "A fluid bag is billed only when its hydration is reported; otherwise it is a supply of the service.",
             )
             continue  # D6: fluid is billed only with reportable hydration
-        groups.setdefault((adm.hcpcs.strip().upper(), w.date_of(w.runs[adm.id].start)), []).append(adm)
+        key = (hcpcs, w.date_of(w.runs[adm.id].start))
+        if key in groups:
+            groups[key].append(adm)
+        else:
+            groups[key] = [adm]
     for (hcpcs, when), members in groups.items():
-        _drug_line(w, hcpcs, when, members)  # type: ignore[arg-type]
+        _drug_line(w, hcpcs, when, members)
+
+
+_NOT_DRUG_PURPOSES = frozenset({"kvo", "flush", "drug_vehicle"})
 
 
 def _drug_line(w: Work, hcpcs: str, when: date, members: list[Administration]) -> None:
-    ids = tuple(a.id for a in members)
-    who = f"{members[0].drug} (adm {', '.join(ids)})"
-    unit = next((a.hcpcs_unit for a in members if a.hcpcs_unit is not None), None)
-    if unit is None and hcpcs in CATALOG_UNITS:
-        unit = CATALOG_UNITS[hcpcs]
-        w.warn(
-            "billing_unit_from_catalog",
-            f"{hcpcs}: billing unit not charted; catalog unit {_fmt(unit.value)} {unit.unit} used.",
-            ids,
-            ("R46",),
-        )
+    first = members[0]
+    ids = (first.id,) if len(members) == 1 else tuple(a.id for a in members)
+    who = f"{first.drug} (adm {', '.join(ids)})"
+    unit = first.hcpcs_unit
+    if unit is None:
+        unit = next((a.hcpcs_unit for a in members if a.hcpcs_unit is not None), None)
+        if unit is None and hcpcs in CATALOG_UNITS:
+            unit = CATALOG_UNITS[hcpcs]
+            w.warn(
+                "billing_unit_from_catalog",
+                f"{hcpcs}: billing unit not charted; catalog unit {_fmt(unit.value)} {unit.unit} used.",
+                ids,
+                ("R46",),
+            )
     if unit is None or unit.value <= 0:
         w.warn(
             "billing_unit_unknown",
@@ -216,23 +228,41 @@ def _drug_line(w: Work, hcpcs: str, when: date, members: list[Administration]) -
             blocking=True,
         )
         return
-    per = unit.value
+    per, u = unit.value, unit.unit
+    # One pass: administered total, containers, discarded total (None when a
+    # single-dose container has no charted discard), NDCs as printed.
     total = _ZERO
+    waste: Decimal | None = _ZERO
+    waste_problem = ""
+    containers: list[Container] = []
+    printed: list[str] = []
     for a in members:
-        if a.dose is None:
-            continue
-        amount = to_unit(a.dose, unit.unit)
-        if amount is None:
-            w.warn(
-                "dose_unit_mismatch",
-                f"{hcpcs}: {a.drug} dose charted in {a.dose.unit} cannot be converted to the billing unit "
-                f"({_fmt(per)} {unit.unit}) without a concentration; no drug line. Chart the dose in {unit.unit}.",
-                ids,
-                ("R46",),
-                blocking=True,
-            )
-            return
-        total += amount
+        if a.dose is not None:
+            amount = a.dose.value if a.dose.unit == u else to_unit(a.dose, u)
+            if amount is None:
+                w.warn(
+                    "dose_unit_mismatch",
+                    f"{hcpcs}: {a.drug} dose charted in {a.dose.unit} cannot be converted to the billing unit "
+                    f"({_fmt(per)} {u}) without a concentration; no drug line. Chart the dose in {u}.",
+                    ids,
+                    ("R46",),
+                    blocking=True,
+                )
+                return
+            total += amount
+        if a.ndc and a.ndc.strip() and a.ndc.strip() not in printed:
+            printed.append(a.ndc.strip())
+        if a.container is not None:
+            containers.append(a.container)
+            if waste is not None and not waste_problem:
+                if a.wasted is None:
+                    waste = None
+                else:
+                    converted = a.wasted.value if a.wasted.unit == u else to_unit(a.wasted, u)
+                    if converted is None:
+                        waste_problem = a.wasted.unit
+                    else:
+                        waste += converted
     if total <= 0:
         w.warn("dose_missing", f"{hcpcs}: no administered amount charted; no drug line.", ids, ("R46",), blocking=True)
         return
@@ -240,12 +270,11 @@ def _drug_line(w: Work, hcpcs: str, when: date, members: list[Administration]) -
     ratio = total / per
     rounding = "a dose below one unit is 1 unit" if ratio < 1 else ("exact" if ratio == units else "rounded up")
     per_text = _fmt(per)
-    base = f"{hcpcs} ×{units}: {who} {_fmt(total)} {unit.unit} ÷ {per_text} {unit.unit} per unit = {_ratio(ratio)} → {units} unit(s) ({rounding}, R46)"
+    base = f"{hcpcs} ×{units}: {who} {_fmt(total)} {u} ÷ {per_text} {u} per unit = {_ratio(ratio)} → {units} unit(s) ({rounding}, R46)"
     rules: tuple[str, ...] = ("R46",)
 
     # NDC (R49): one valid NDC per line; a malformed one blocks the line.
     ndc: str | None = None
-    printed = tuple(dict.fromkeys(a.ndc.strip() for a in members if a.ndc and a.ndc.strip()))
     if printed:
         parsed = [parse_ndc(p) for p in printed]
         errors = [e for _, e in parsed if e]
@@ -266,100 +295,77 @@ def _drug_line(w: Work, hcpcs: str, when: date, members: list[Administration]) -
             rules += ("R49",)
             base += f"; NDC {printed[0]} → {NDC_QUALIFIER} {ndc}"
 
-    containers = [a.container for a in members if a.container is not None]
-    given = Quantity(total, unit.unit)
-    line = _Emit(w, hcpcs, ids, when, ndc, containers)
+    def emit(n: int, amount: Decimal, text: str, line_rules: tuple[str, ...], modifiers: tuple[str, ...] = ()) -> None:
+        if ndc is None:
+            w.line(hcpcs, n, admins=ids, rules=line_rules, modifiers=modifiers, when=when, explanation=text)
+            return
+        quantity = ndc_quantity(Quantity(amount, u), containers)
+        if quantity is None:
+            w.warn("ndc_quantity", f"{hcpcs}: NDC quantity cannot be expressed in the package's unit ({u} charted); enter it by hand.", ids, ("R49",))
+            w.line(hcpcs, n, admins=ids, rules=line_rules, modifiers=modifiers, when=when, explanation=text, ndc=ndc, ndc_qualifier=NDC_QUALIFIER)
+            return
+        w.line(
+            hcpcs,
+            n,
+            admins=ids,
+            rules=line_rules,
+            modifiers=modifiers,
+            when=when,
+            explanation=f"{text}; NDC quantity {quantity[1]} {_fmt(quantity[0])}",
+            ndc=ndc,
+            ndc_qualifier=NDC_QUALIFIER,
+            ndc_quantity=quantity[0],
+            ndc_unit=quantity[1],
+        )
+
     if not containers:
         w.warn("container_not_documented", f"{hcpcs}: container type not charted; JW/JZ cannot be decided.", ids, ("R47", "R48"), blocking=True)
-        line(units, given, base + "; container not charted, no JW/JZ", rules)
+        emit(units, total, base + "; container not charted, no JW/JZ", rules)
         return
     if any(c.type == "multi_dose" for c in containers):
-        line(units, given, base + "; multiple-dose container: neither JW nor JZ (R47, R48)", rules + ("R47", "R48"))
+        emit(units, total, base + "; multiple-dose container: neither JW nor JZ (R47, R48)", rules + ("R47", "R48"))
         return
-    waste = _ZERO
-    for a in members:
-        if a.container is None:
-            continue
-        if a.wasted is None:
-            w.warn(
-                "waste_not_documented",
-                f"{hcpcs}: single-dose container without a charted discarded amount (or 'none'); JW/JZ cannot be decided.",
-                ids,
-                ("R47", "R48"),
-                blocking=True,
-            )
-            line(units, given, base + "; discarded amount not charted, no JW/JZ", rules)
-            return
-        converted = to_unit(a.wasted, unit.unit)
-        if converted is None:
-            w.warn(
-                "waste_unit_mismatch",
-                f"{hcpcs}: discarded amount charted in {a.wasted.unit} cannot be converted to the billing unit ({per_text} {unit.unit}); no JW/JZ. Chart the waste in {unit.unit}.",
-                ids,
-                ("R47",),
-                blocking=True,
-            )
-            line(units, given, base + "; discarded amount in another unit, no JW/JZ", rules)
-            return
-        waste += converted
+    if waste is None:
+        w.warn(
+            "waste_not_documented",
+            f"{hcpcs}: single-dose container without a charted discarded amount (or 'none'); JW/JZ cannot be decided.",
+            ids,
+            ("R47", "R48"),
+            blocking=True,
+        )
+        emit(units, total, base + "; discarded amount not charted, no JW/JZ", rules)
+        return
+    if waste_problem:
+        w.warn(
+            "waste_unit_mismatch",
+            f"{hcpcs}: discarded amount charted in {waste_problem} cannot be converted to the billing unit ({per_text} {u}); no JW/JZ. Chart the waste in {u}.",
+            ids,
+            ("R47",),
+            blocking=True,
+        )
+        emit(units, total, base + "; discarded amount in another unit, no JW/JZ", rules)
+        return
     waste_units = discard_units(waste, per)
     if waste_units >= 1:
-        line(units, given, base + "; administered amount (discard on its own JW line, R47)", rules + ("R47",))
-        line(
+        emit(units, total, base + "; administered amount (discard on its own JW line, R47)", rules + ("R47",))
+        emit(
             waste_units,
-            Quantity(waste, unit.unit),
-            f"{hcpcs}-JW ×{waste_units}: {who} {_fmt(waste)} {unit.unit} discarded from single-dose container(s) ÷ {per_text} {unit.unit} = "
+            waste,
+            f"{hcpcs}-JW ×{waste_units}: {who} {_fmt(waste)} {u} discarded from single-dose container(s) ÷ {per_text} {u} = "
             f"{_ratio(waste / per)} → {waste_units} unit(s) (rounded down, R47)" + (f"; NDC {NDC_QUALIFIER} {ndc}" if ndc else ""),
             ("R47",) + rules,
             ("JW",),
         )
         return
-    if waste == 0:
+    if not waste:
         jz = w.policy.report_jz
         text = base + ("; nothing discarded from single-dose container(s): JZ (R48)" if jz else "; nothing discarded; payer does not take JZ (R48)")
-        line(units, given, text, rules + ("R48",), ("JZ",) if jz else ())
+        emit(units, total, text, rules + ("R48",), ("JZ",) if jz else ())
         return
     covers = " (one billing unit covers dose + waste)" if units == 1 and total + waste <= per else ""
     jz = w.policy.report_jz and w.policy.jz_when_discard_below_unit
-    text = base + f"; {_fmt(waste)} {unit.unit} discarded is less than one {per_text} {unit.unit} unit{covers}: no JW line, " + ("JZ (D8)" if jz else "neither JW nor JZ (payer setting, D8)")
-    line(units, given, text, rules + ("R47", "R48", "D8"), ("JZ",) if jz else ())
-
-
-class _Emit:
-    """Writes the drug lines of one HCPCS group, with its NDC fields (R49)."""
-
-    __slots__ = ("w", "hcpcs", "ids", "when", "ndc", "containers")
-
-    def __init__(self, w: Work, hcpcs: str, ids: tuple[str, ...], when: date, ndc: str | None, containers: list[Container]) -> None:
-        self.w, self.hcpcs, self.ids, self.when, self.ndc, self.containers = w, hcpcs, ids, when, ndc, containers
-
-    def __call__(self, n: int, amount: Quantity, text: str, rules: tuple[str, ...], modifiers: tuple[str, ...] = ()) -> None:
-        if self.ndc is None:
-            self.w.line(self.hcpcs, n, admins=self.ids, rules=rules, modifiers=modifiers, when=self.when, explanation=text)
-            return
-        quantity = ndc_quantity(amount, self.containers)
-        if quantity is None:
-            self.w.warn(
-                "ndc_quantity",
-                f"{self.hcpcs}: NDC quantity cannot be expressed in the package's unit ({amount.unit} charted); enter it by hand.",
-                self.ids,
-                ("R49",),
-            )
-            self.w.line(self.hcpcs, n, admins=self.ids, rules=rules, modifiers=modifiers, when=self.when, explanation=text, ndc=self.ndc, ndc_qualifier=NDC_QUALIFIER)
-            return
-        self.w.line(
-            self.hcpcs,
-            n,
-            admins=self.ids,
-            rules=rules,
-            modifiers=modifiers,
-            when=self.when,
-            explanation=f"{text}; NDC quantity {quantity[1]} {_fmt(quantity[0])}",
-            ndc=self.ndc,
-            ndc_qualifier=NDC_QUALIFIER,
-            ndc_quantity=quantity[0],
-            ndc_unit=quantity[1],
-        )
+    text = base + f"; {_fmt(waste)} {u} discarded is less than one {per_text} {u} unit{covers}: no JW line, " + ("JZ (D8)" if jz else "neither JW nor JZ (payer setting, D8)")
+    emit(units, total, text, rules + ("R47", "R48", "D8"), ("JZ",) if jz else ())
 
 
 _ZERO = Decimal(0)

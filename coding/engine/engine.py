@@ -110,19 +110,25 @@ def _merge(lines: list[Line]) -> tuple[Line, ...]:
     index: dict[tuple[object, ...], int] = {}
     for line in lines:
         key = (line.code, line.modifiers, line.date_of_service, line.ndc)
-        if line.code in _UNMERGED or key not in index:
-            index.setdefault(key, len(out))
+        i = index.get(key)
+        if i is None or line.code in _UNMERGED:
+            if i is None:
+                index[key] = len(out)
             out.append(line)
             continue
-        i = index[key]
         prev = out[i]
-        out[i] = replace(
-            prev,
-            units=prev.units + line.units,
-            administrations=tuple(dict.fromkeys(prev.administrations + line.administrations)),
-            minutes=None if prev.minutes is None or line.minutes is None else prev.minutes + line.minutes,
-            rules=tuple(dict.fromkeys(prev.rules + line.rules)),
-            explanation=f"{prev.explanation} | {line.explanation}",
-            ndc_quantity=None if prev.ndc_quantity is None or line.ndc_quantity is None else prev.ndc_quantity + line.ndc_quantity,
+        out[i] = Line(
+            prev.code,
+            prev.units + line.units,
+            prev.modifiers,
+            tuple(dict.fromkeys(prev.administrations + line.administrations)),
+            None if prev.minutes is None or line.minutes is None else prev.minutes + line.minutes,
+            tuple(dict.fromkeys(prev.rules + line.rules)),
+            f"{prev.explanation} | {line.explanation}",
+            prev.date_of_service,
+            prev.ndc,
+            prev.ndc_qualifier,
+            None if prev.ndc_quantity is None or line.ndc_quantity is None else prev.ndc_quantity + line.ndc_quantity,
+            prev.ndc_unit,
         )
     return tuple(out)

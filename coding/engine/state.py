@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -32,22 +31,24 @@ BILLABLE_HYDRATION_PURPOSES = ("hydration_medically_necessary", "adverse_reactio
 NEVER = math.inf  # sort key of an untimed item: after every timed one
 
 
-@dataclass(slots=True)
 class Run:
     """Timing of one administration, on absolute time (R15, R17, R24)."""
 
-    start: float | None
-    stop: float | None
-    intervals: tuple[Interval, ...]  # running time: [start, stop] minus pauses
-    minutes: int | None  # running minutes; None without start or stop (R16)
-    span: int | None  # stop - start in whole minutes, pauses included
+    __slots__ = ("start", "stop", "intervals", "minutes", "span")
+
+    def __init__(self, start: float | None, stop: float | None, intervals: tuple[Interval, ...], minutes: int | None, span: int | None) -> None:
+        self.start = start
+        self.stop = stop
+        self.intervals = intervals  # running time: [start, stop] minus pauses
+        self.minutes = minutes  # running minutes; None without start or stop (R16)
+        self.span = span  # stop - start in whole minutes, pauses included
 
 
 class Service:
     """One codable IV service (internal to the engine; a plain slotted class
     because thousands are built per second and only the engine sees them)."""
 
-    __slots__ = ("key", "label", "family", "kind", "encounter", "group", "admin_ids", "start", "minutes", "intervals", "rules", "arith", "concurrent", "bag", "repeat")
+    __slots__ = ("key", "label", "family", "kind", "encounter", "group", "admin_ids", "start", "minutes", "intervals", "rules", "arith", "concurrent", "bag", "repeat", "rank", "_who")
 
     def __init__(
         self,
@@ -71,10 +72,8 @@ class Service:
         self.encounter, self.group, self.admin_ids = encounter, group, admin_ids
         self.start, self.minutes, self.intervals = start, minutes, intervals
         self.rules, self.arith, self.concurrent, self.bag, self.repeat = rules, arith, concurrent, bag, repeat
-
-    @property
-    def rank(self) -> int:
-        return C.RANK[(self.family, self.kind)]
+        self.rank = C.RANK[(family, kind)]  # hierarchy rank (R6), lower is higher
+        self._who = ""
 
     def order(self) -> tuple[int, float, str]:
         """Hierarchy order (R6); ties by start time then administration id."""
@@ -82,8 +81,9 @@ class Service:
 
     def who(self) -> str:
         """The label with its administration ids, for explanations."""
-        ids = ", ".join(self.admin_ids)
-        return f"{self.label} (adm {ids})"
+        if not self._who:
+            self._who = f"{self.label} (adm {', '.join(self.admin_ids)})"
+        return self._who
 
 
 class Work:
@@ -103,8 +103,10 @@ class Work:
         "billed_hydration",
         "bag_fluids",
         "drug_keys",
-        "dates",
+        "locals",
         "clocks",
+        "tz",
+        "required_sites",
     )
 
     def __init__(
@@ -123,8 +125,10 @@ class Work:
         self.billed_hydration: set[str] = set()
         self.bag_fluids: set[str] = set()
         self.drug_keys: dict[str, str] = {}
-        self.dates: dict[float, date] = {}
-        self.clocks: dict[float, str] = {}
+        self.locals: dict[float, datetime] = {}  # timestamp -> clinic wall clock
+        self.clocks: dict[float, str] = {}  # timestamp -> "14:05"
+        self.tz = zone(doc.timezone) or UTC
+        self.required_sites = {site.id for site in doc.access_sites if site.separate_site_medically_required}
         self._timing()
 
     def _timing(self) -> None:
@@ -227,15 +231,19 @@ class Work:
     def warn(self, kind: str, message: str, admins: tuple[str, ...], rules: tuple[str, ...], *, blocking: bool = False) -> None:
         self.warnings.append(Warning(kind, message, admins, dedupe(rules), blocking))
 
+    def local(self, moment: float) -> datetime:
+        """``moment`` on the clinic's wall clock (cached: lines and explanations
+        ask for the same few instants many times)."""
+        local = self.locals.get(moment)
+        if local is None:
+            local = self.locals[moment] = datetime.fromtimestamp(moment, self.tz)
+        return local
+
     def date_of(self, moment: float | None) -> date:
         """Local date of a service (R14, D4); the document's date when untimed."""
         if moment is None:
             return self.doc.date_of_service
-        day = self.dates.get(moment)
-        if day is None:
-            day = datetime.fromtimestamp(moment, zone(self.doc.timezone) or UTC).date()
-            self.dates[moment] = day
-        return day
+        return self.local(moment).date()
 
     def clock(self, moment: float | None) -> str:
         """Local wall-clock time ("14:05") for explanations; "?" when untimed."""
@@ -243,7 +251,7 @@ class Work:
             return "?"
         text = self.clocks.get(moment)
         if text is None:
-            local = datetime.fromtimestamp(moment, zone(self.doc.timezone) or UTC)
+            local = self.local(moment)
             text = self.clocks[moment] = f"{local.hour:02d}:{local.minute:02d}"
         return text
 
@@ -306,18 +314,16 @@ def is_push(adm: Administration, minutes: int | None) -> bool:
     return minutes <= 15
 
 
-def site_group(doc: EncounterDoc, site_id: str | None) -> str:
+def site_group(w: Work, site_id: str | None) -> str:
     """R10/R11: only a medically required separate site forms its own group."""
-    if site_id is None:
-        return "main"
-    for site in doc.access_sites:
-        if site.id == site_id and site.separate_site_medically_required:
-            return site.id
-    return "main"
+    return site_id if site_id is not None and site_id in w.required_sites else "main"
+
+
+FAMILY_WORDS = {"chemo_complex": "chemo/complex", "therapeutic": "therapeutic", "hydration": "hydration"}
 
 
 def family_word(family: str) -> str:
-    return {"chemo_complex": "chemo/complex", "therapeutic": "therapeutic", "hydration": "hydration"}[family]
+    return FAMILY_WORDS[family]
 
 
 def run_arith(w: Work, ids: tuple[str, ...], total: int) -> str:
@@ -356,7 +362,7 @@ def union(w: Work, ids: tuple[str, ...]) -> tuple[Interval, ...]:
 def thresholds(first: int, units: int) -> str:
     """"91 min" / "91 and 151 min" / "91, 151 and 211 min": the running minutes
     at which each of ``units`` units was reached, 60 apart from ``first`` (R20, R21)."""
+    if units == 1:
+        return f"{first} min"
     marks = [str(first + 60 * k) for k in range(units)]
-    if len(marks) == 1:
-        return f"{marks[0]} min"
     return f"{', '.join(marks[:-1])} and {marks[-1]} min"

@@ -16,6 +16,8 @@ def other_services(w: Work) -> None:
     never with a procedure or administration; 99212-99215 beside a procedure only
     with 25 when significant and separately identifiable; facility claims carry
     no professional E/M (the hospital's G0463 is a coder decision)."""
+    if not w.doc.other_services:
+        return
     procedures = [l for l in w.lines if not C.is_drug_code(l.code)]
     services = sorted(w.doc.other_services, key=lambda s: (s.kind, s.level or "", s.detail))
     em = [s for s in services if s.kind == "em_visit" and (s.level or "") != "99211"]
@@ -107,6 +109,8 @@ def other_services(w: Work) -> None:
 def addons_need_primary(w: Work) -> None:
     """R44: an add-on without an eligible primary on the claim is dropped."""
     present = {l.code for l in w.lines}
+    if present.isdisjoint(C.ADDON_PRIMARIES):
+        return
     kept: list[Line] = []
     for l in w.lines:
         primaries = C.ADDON_PRIMARIES.get(l.code)
