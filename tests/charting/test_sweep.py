@@ -1,0 +1,271 @@
+"""services.sweep_flags: one flag per (record, kind), history kept, one sweep per period.
+
+The checks themselves are tested in test_checks.py; here: what the sweep does
+with them — counts, idempotence, history, the period claim under concurrency,
+the command, the task, and signing with open items.
+"""
+
+import datetime as dt
+import io
+import threading
+
+import pytest
+from django.core.management import call_command
+from django.db import connection, connections, transaction
+
+from audit.models import AuditEvent
+from charting import checks, services
+from charting.models import Administration, DocumentationFlag, Encounter, SweepRun
+from tests.factories import AccessSiteFactory, AdministrationFactory, DrugFactory, EncounterFactory, PatientFactory, chart_vials
+
+NOW = dt.datetime(2026, 3, 10, 14, 0, tzinfo=dt.UTC)
+H = dt.timedelta(hours=1)
+
+
+def running_drug(clinic, *, hours=7, drug="infliximab", **kwargs):
+    enc = EncounterFactory(patient=PatientFactory(clinic=clinic), date_of_service=dt.date(2026, 3, 10))
+    adm = AdministrationFactory(encounter=enc, drug=DrugFactory(name=drug, hcpcs=""), started_at=NOW - hours * H, **kwargs)
+    Administration.objects.filter(pk=adm.pk).update(recorded_at=adm.started_at)
+    return adm
+
+
+@pytest.mark.django_db
+def test_counts_idempotence_and_history(clinic):
+    a = running_drug(clinic)
+    b = running_drug(clinic, drug="rituximab")
+    first = services.sweep_flags(now=NOW)
+    assert first == {"opened": 2, "resolved": 0, "open": 2, "skipped": 0}
+    # Sweeping again changes nothing: no row written, no audit row.
+    rows = (list(DocumentationFlag.objects.values_list("pk", "resolved_at")), AuditEvent.objects.count())
+    assert services.sweep_flags(now=NOW) == {"opened": 0, "resolved": 0, "open": 2, "skipped": 0}
+    assert (list(DocumentationFlag.objects.values_list("pk", "resolved_at")), AuditEvent.objects.count()) == rows
+
+    Administration.objects.filter(pk=a.pk).update(stopped_at=NOW - 5 * H)
+    assert services.sweep_flags(now=NOW + H) == {"opened": 0, "resolved": 1, "open": 1, "skipped": 0}
+
+    # The gap comes back: a new flag; the resolved one stays as history.
+    Administration.objects.filter(pk=a.pk).update(stopped_at=None)
+    assert services.sweep_flags(now=NOW + 2 * H) == {"opened": 1, "resolved": 0, "open": 2, "skipped": 0}
+    history = list(a.flags.order_by("created_at").values_list("created_at", "resolved_at"))
+    assert history == [(NOW, NOW + H), (NOW + 2 * H, None)]
+    assert b.flags.get().resolved_at is None
+    swept = AuditEvent.objects.filter(action="charting.flags.swept").order_by("at", "pk")
+    assert [e.detail for e in swept] == [{"opened": 2, "resolved": 0, "open": 2}, {"opened": 0, "resolved": 1, "open": 1}, {"opened": 1, "resolved": 0, "open": 2}]
+    assert SweepRun.objects.count() == 4
+
+
+@pytest.mark.django_db
+def test_an_open_flag_is_never_duplicated_even_by_a_racing_insert(clinic):
+    adm = running_drug(clinic)
+    services.sweep_flags(now=NOW)
+    check = checks.CHECKS_BY_KIND["still_running"]
+    issue = check.issue(check.sql(checks.Sweep(NOW, checks.Limits.from_settings())).get(pk=adm.pk))
+    # What a second sweep that computed its gaps before ours committed would insert:
+    DocumentationFlag.objects.bulk_create([services._flag(issue, NOW)], ignore_conflicts=True)
+    assert DocumentationFlag.objects.filter(administration=adm, kind="still_running").count() == 1
+
+
+@pytest.mark.django_db
+def test_query_count_does_not_grow_with_the_gaps(clinic, django_assert_max_num_queries):
+    # savepoint, lock, 2 counts, per check (12): resolve UPDATE + gaps SELECT,
+    # the clinics for "not signed", INSERTs of new flags (one batch per kind
+    # with gaps), SweepRun, audit row, release = about 40, whatever the rows.
+    for n in range(3):
+        running_drug(clinic, drug=f"drug {n}", dose_value=None)
+    with django_assert_max_num_queries(45):
+        assert services.sweep_flags(now=NOW)["opened"] == 6
+    for n in range(3, 40):
+        running_drug(clinic, drug=f"drug {n}", dose_value=None)
+    with django_assert_max_num_queries(45):
+        assert services.sweep_flags(now=NOW)["opened"] == 74
+
+
+@pytest.mark.django_db
+def test_periodic_sweep_runs_once_per_period(clinic, settings):
+    settings.CHAIRSIDE_SWEEP_SECONDS = 300
+    running_drug(clinic)
+    period = services.sweep_period(NOW + dt.timedelta(seconds=299))
+    assert period == NOW
+    assert services.sweep_flags(now=NOW, period_start=period)["skipped"] == 0
+    assert services.sweep_flags(now=NOW + dt.timedelta(seconds=10), period_start=period)["skipped"] == 1
+    assert services.sweep_flags(now=NOW + dt.timedelta(seconds=300), period_start=services.sweep_period(NOW + dt.timedelta(seconds=300)))["skipped"] == 0
+    assert list(SweepRun.objects.order_by("started_at").values_list("period_start", flat=True)) == [NOW, NOW + dt.timedelta(seconds=300)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_overlapping_sweeps_make_one_sweep_per_period(clinic):
+    """Two beat processes fire in the same period: both tasks start while a third
+    session holds the sweep lock, then race for it. One sweeps, one skips."""
+    for n in range(20):
+        running_drug(clinic, drug=f"drug {n}")
+    period = services.sweep_period(NOW)
+    results, errors = [], []
+    started = threading.Barrier(3)
+
+    def beat():
+        try:
+            started.wait()
+            results.append(services.sweep_flags(now=NOW, period_start=period))
+        except Exception as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    with transaction.atomic():
+        services._lock_sweeps()  # hold the lock: both sweeps must queue behind it
+        threads = [threading.Thread(target=beat) for _ in range(2)]
+        for t in threads:
+            t.start()
+        started.wait()
+        _wait_for_lock_waiters(2)
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    assert sorted(r["skipped"] for r in results) == [0, 1]
+    assert SweepRun.objects.filter(period_start=period).count() == 1
+    assert DocumentationFlag.objects.filter(kind="still_running").count() == 20
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_overlapping_manual_sweeps_serialise(clinic):
+    """Without a period (the command), the second sweep waits for the first and
+    finds nothing left to do: flags once, no duplicate, no error."""
+    for n in range(20):
+        running_drug(clinic, drug=f"drug {n}")
+    results, errors = [], []
+    go = threading.Barrier(2)
+
+    def sweep():
+        try:
+            go.wait()
+            results.append(services.sweep_flags(now=NOW))
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=sweep) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    assert sorted(r["opened"] for r in results) == [0, 20]
+    assert DocumentationFlag.objects.count() == 20
+
+
+def _wait_for_lock_waiters(n: int) -> None:
+    """Until `n` other sessions wait for the sweep's advisory lock (pg_locks)."""
+    import time
+
+    with connections["default"].cursor() as cursor:
+        for _ in range(200):
+            cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = %s AND NOT granted", [services.SWEEP_LOCK_KEY])
+            if cursor.fetchone()[0] >= n:
+                return
+            time.sleep(0.05)
+    pytest.fail(f"fewer than {n} sweeps waited for the lock")
+
+
+@pytest.mark.django_db
+def test_command_sweeps_once_and_prints_one_line(clinic, monkeypatch):
+    from django.utils import timezone
+
+    monkeypatch.setattr(timezone, "now", lambda: NOW)
+    running_drug(clinic)
+    out = io.StringIO()
+    call_command("sweep_flags", stdout=out)
+    assert out.getvalue() == "opened=1 resolved=0 open=1\n"
+    out = io.StringIO()
+    call_command("sweep_flags", stdout=out)
+    assert out.getvalue() == "opened=0 resolved=0 open=1\n"
+    assert SweepRun.objects.filter(period_start__isnull=True).count() == 2
+
+
+@pytest.mark.django_db
+def test_tasks_read_the_settings_claim_the_period_and_old_name_still_works(clinic, settings, monkeypatch):
+    from django.utils import timezone
+
+    from charting.tasks import flag_long_running_administrations_task, sweep_flags_task
+
+    monkeypatch.setattr(timezone, "now", lambda: NOW)
+    settings.CHAIRSIDE_RUNNING_FLAG_HOURS = 1.5
+    running_drug(clinic, hours=2)
+    assert sweep_flags_task.name == "charting.tasks.sweep_flags_task"
+    assert sweep_flags_task() == {"opened": 1, "resolved": 0, "open": 1, "skipped": 0}
+    # The old beat entry's task, in the same period: one sweep per period.
+    assert flag_long_running_administrations_task() == {"opened": 0, "resolved": 0, "open": 1, "skipped": 1}
+    assert settings.CELERY_BEAT_SCHEDULE["sweep-documentation-flags"]["task"] == "charting.tasks.sweep_flags_task"
+
+
+# --- signing with open items -----------------------------------------------------------
+
+
+@pytest.fixture
+def stopped(clinic, monkeypatch):
+    """An infusion given and stopped, its vials not charted (NDC/lot and waste missing)."""
+    from django.utils import timezone
+
+    monkeypatch.setattr(timezone, "now", lambda: NOW)
+    enc = EncounterFactory(patient=PatientFactory(clinic=clinic), date_of_service=dt.date(2026, 3, 10))
+    site = AccessSiteFactory(encounter=enc, label="A")
+    adm = AdministrationFactory(encounter=enc, access_site=site, drug=DrugFactory(name="infliximab"), started_at=NOW - 3 * H, stopped_at=NOW - H)
+    Administration.objects.filter(pk=adm.pk).update(recorded_at=adm.started_at)
+    return adm
+
+
+@pytest.mark.django_db
+def test_signing_over_blocking_items_asks_and_records_the_confirmation(stopped, nurse, monkeypatch):
+    monkeypatch.setattr(services, "_enqueue_suggestion", lambda encounter_id: None)
+    with pytest.raises(services.NeedsConfirmation) as asked:
+        services.sign_encounter(stopped.encounter, actor=nurse)
+    assert [i.kind for i in asked.value.issues] == ["waste_unconfirmed", "ndc_lot_missing"]
+    assert "2 open items" in asked.value.message
+    assert Encounter.objects.get(pk=stopped.encounter_id).status == "draft"
+    with pytest.raises(services.NeedsConfirmation):
+        services.sign_encounter(stopped.encounter, actor=nurse, confirmed="not-what-was-shown")
+
+    signed = services.sign_encounter(stopped.encounter, actor=nurse, confirmed=asked.value.digest)
+    assert signed.status == "signed"
+    event = AuditEvent.objects.get(action="charting.encounter.signed")
+    assert event.detail["confirmed_open_items"] == [
+        {"kind": "waste_unconfirmed", "message": "Waste not confirmed for infliximab (single-dose vials): chart what was discarded, or none."},
+        {"kind": "ndc_lot_missing", "message": "No vials charted for infliximab: chart the NDC and lot."},
+    ]
+
+
+@pytest.mark.django_db
+def test_a_confirmation_covers_only_the_items_shown(stopped, nurse, monkeypatch):
+    monkeypatch.setattr(services, "_enqueue_suggestion", lambda encounter_id: None)
+    with pytest.raises(services.NeedsConfirmation) as asked:
+        services.sign_encounter(stopped.encounter, actor=nurse)
+    Administration.objects.filter(pk=stopped.pk).update(dose_value=None)  # a new gap since the page was shown
+    with pytest.raises(services.NeedsConfirmation) as again:
+        services.sign_encounter(stopped.encounter, actor=nurse, confirmed=asked.value.digest)
+    assert "dose_missing" in {i.kind for i in again.value.issues}
+
+
+@pytest.mark.django_db
+def test_complete_records_sign_without_asking_and_signing_resolves_not_signed(stopped, nurse, monkeypatch):
+    from django.utils import timezone
+
+    monkeypatch.setattr(services, "_enqueue_suggestion", lambda encounter_id: None)
+    chart_vials(stopped)
+    later = dt.datetime(2026, 3, 11, 13, 0, tzinfo=dt.UTC)  # the next day in New York
+    services.sweep_flags(now=later)
+    flag = DocumentationFlag.objects.get(kind="not_signed")
+    monkeypatch.setattr(timezone, "now", lambda: later)
+    services.sign_encounter(stopped.encounter, actor=nurse)
+    flag.refresh_from_db()
+    assert flag.resolved_at == later
+    assert "confirmed_open_items" not in AuditEvent.objects.get(action="charting.encounter.signed").detail
+    assert services.sweep_flags(now=later + H) == {"opened": 0, "resolved": 0, "open": 0, "skipped": 0}
+
+
+@pytest.mark.django_db
+def test_advisory_items_never_ask(stopped, nurse, monkeypatch):
+    monkeypatch.setattr(services, "_enqueue_suggestion", lambda encounter_id: None)
+    chart_vials(stopped)
+    Administration.objects.filter(pk=stopped.pk).update(recorded_at=NOW)  # a late entry: advisory
+    assert [i.kind for i in checks.check_encounter(Encounter.objects.for_chart().get(pk=stopped.encounter_id), now=NOW)] == ["late_entry"]
+    assert services.sign_encounter(stopped.encounter, actor=nurse).status == "signed"
