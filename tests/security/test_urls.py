@@ -27,6 +27,7 @@ NURSE_WRITE = {
     "charting:correct_time",
     "charting:record_vials",
     "charting:confirm_waste",
+    "charting:remove_vials",
 }
 CODER_READ = {"coding:queue", "coding:review"}
 CODER_WRITE = {"coding:accept_all", "coding:accept_line"}
