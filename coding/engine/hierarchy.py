@@ -25,18 +25,26 @@ def code_iv_services(w: Work) -> None:
         return
     encounters: dict[str, list[Service]] = {}
     for s in w.services:
-        encounters.setdefault(s.encounter, []).append(s)
+        if s.encounter in encounters:
+            encounters[s.encounter].append(s)
+        else:
+            encounters[s.encounter] = [s]
 
     def first_start(item: tuple[str, list[Service]]) -> tuple[float, str]:
         return min((NEVER if s.start is None else s.start, s.encounter) for s in item[1])
 
-    ordered = sorted(encounters.items(), key=first_start)
+    ordered = sorted(encounters.items(), key=first_start) if len(encounters) > 1 else list(encounters.items())
     concurrent_done: set[str] = set()
     for position, (encounter, services) in enumerate(ordered):
         groups: dict[str, list[Service]] = {}
         for s in services:
-            groups.setdefault(s.group, []).append(s)
-        heads = sorted(((_initial_of(members), members) for members in groups.values()), key=lambda hm: hm[0].order())
+            if s.group in groups:
+                groups[s.group].append(s)
+            else:
+                groups[s.group] = [s]
+        heads = [(_initial_of(members), members) for members in groups.values()]
+        if len(heads) > 1:
+            heads.sort(key=lambda hm: hm[0].order())
         for gi, (initial, members) in enumerate(heads):
             modifiers: list[str] = []
             rules: list[str] = ["R1", "R4", "R6"]
@@ -59,6 +67,8 @@ def code_iv_services(w: Work) -> None:
             else:
                 infused.add(initial.key)
             initial_code = C.INITIAL_CODE[(initial.family, initial.kind)]
+            if len(members) == 1:
+                continue
             rest = sorted((m for m in members if m is not initial), key=lambda m: (NEVER if m.start is None else m.start, m.admin_ids[0]))
             for s in rest:
                 _code_subsequent(w, s, initial, initial_code, pushed, infused, concurrent_done)
@@ -67,8 +77,11 @@ def code_iv_services(w: Work) -> None:
 def _initial_of(members: list[Service]) -> Service:
     """Best-ranked service of a site group (R4, R6, R7); a concurrent infusion
     never takes the slot while anything else is there (R25)."""
-    candidates = [s for s in members if not s.concurrent] or members
-    initial = min(candidates, key=Service.order)
+    if len(members) == 1:
+        initial = members[0]
+    else:
+        candidates = [s for s in members if not s.concurrent] or members
+        initial = min(candidates, key=Service.order)
     initial.concurrent = False
     return initial
 

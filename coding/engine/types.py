@@ -156,6 +156,42 @@ class Line:
     ndc_quantity: Decimal | None = None
     ndc_unit: str | None = None
 
+    # The engine builds thousands of lines a second.  A frozen dataclass's
+    # generated __init__ sets each field through object.__setattr__, which is
+    # over twice as slow as filling the slots directly.  A class that defines
+    # its own __init__ keeps it (dataclasses docs: "If the class already
+    # defines __init__(), this parameter is ignored"); frozenness, eq, hash
+    # and repr are unchanged.  tests/engine/test_types.py keeps this signature
+    # equal to the fields.
+    def __init__(
+        self,
+        code: str,
+        units: int,
+        modifiers: tuple[str, ...],
+        administrations: tuple[str, ...],
+        minutes: int | None,
+        rules: tuple[str, ...],
+        explanation: str,
+        date_of_service: date | None = None,
+        ndc: str | None = None,
+        ndc_qualifier: str | None = None,
+        ndc_quantity: Decimal | None = None,
+        ndc_unit: str | None = None,
+    ) -> None:
+        s = _LINE_SLOTS
+        s[0](self, code)
+        s[1](self, units)
+        s[2](self, modifiers)
+        s[3](self, administrations)
+        s[4](self, minutes)
+        s[5](self, rules)
+        s[6](self, explanation)
+        s[7](self, date_of_service)
+        s[8](self, ndc)
+        s[9](self, ndc_qualifier)
+        s[10](self, ndc_quantity)
+        s[11](self, ndc_unit)
+
 
 @dataclass(frozen=True, slots=True)
 class NotBilled:
@@ -182,6 +218,15 @@ class Warning:
     rules: tuple[str, ...]
     blocking: bool = False
 
+    def __init__(self, kind: str, message: str, administrations: tuple[str, ...], rules: tuple[str, ...], blocking: bool = False) -> None:
+        # Slots filled directly, as in Line.__init__.
+        s = _WARNING_SLOTS
+        s[0](self, kind)
+        s[1](self, message)
+        s[2](self, administrations)
+        s[3](self, rules)
+        s[4](self, blocking)
+
 
 @dataclass(frozen=True, slots=True)
 class CodingResult:
@@ -194,3 +239,8 @@ class CodingResult:
     warnings: tuple[Warning, ...]
     ruleset_version: str
     policy: PayerPolicy | None = None
+
+
+# Slot setters for the hand-written __init__ of Line and Warning, in field order.
+_LINE_SLOTS = tuple(getattr(Line, name).__set__ for name in Line.__slots__)
+_WARNING_SLOTS = tuple(getattr(Warning, name).__set__ for name in Warning.__slots__)
