@@ -5,8 +5,9 @@ charting rows are read-only here; the drug catalog and clinics are edited.
 """
 
 from django.contrib import admin
+from django.utils import timezone
 
-from .models import AccessSite, Administration, Clinic, DocumentationFlag, Drug, Encounter, OtherService, Patient, Pause, TimeCorrection
+from .models import AccessSite, Administration, Clinic, DocumentationFlag, Drug, Encounter, OtherService, Patient, Pause, SweepRun, TimeCorrection
 
 
 @admin.register(Clinic)
@@ -59,5 +60,60 @@ class AdministrationAdmin(ReadOnlyAdmin):
     list_select_related = ["drug", "encounter__patient"]
 
 
-for model in (AccessSite, Pause, TimeCorrection, OtherService, DocumentationFlag):
+for model in (AccessSite, Pause, TimeCorrection, OtherService):
     admin.site.register(model, ReadOnlyAdmin)
+
+
+class FlagStateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("open", "Open"), ("resolved", "Resolved")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "open":
+            return queryset.filter(resolved_at__isnull=True)
+        if self.value() == "resolved":
+            return queryset.filter(resolved_at__isnull=False)
+        return queryset
+
+
+@admin.register(DocumentationFlag)
+class DocumentationFlagAdmin(ReadOnlyAdmin):
+    """Flags by age, oldest first: what has waited longest for a nurse.
+
+    Raised and resolved only by the sweep (services.sweep_flags), so read-only.
+    """
+
+    list_display = ["message", "kind", "patient", "date_of_service", "clinic", "age", "created_at", "resolved_at"]
+    list_filter = [FlagStateFilter, "kind", "encounter__clinic", "encounter__status"]
+    list_select_related = ["encounter__patient", "encounter__clinic"]
+    ordering = ["created_at", "pk"]
+    search_fields = ["message", "encounter__patient__mrn", "encounter__patient__family_name"]
+    date_hierarchy = "created_at"
+
+    @admin.display(description="patient", ordering="encounter__patient__family_name")
+    def patient(self, flag: DocumentationFlag) -> str:
+        return f"{flag.encounter.patient} (MRN {flag.encounter.patient.mrn})"
+
+    @admin.display(description="date of service", ordering="encounter__date_of_service")
+    def date_of_service(self, flag: DocumentationFlag):
+        return flag.encounter.date_of_service
+
+    @admin.display(description="clinic", ordering="encounter__clinic__name")
+    def clinic(self, flag: DocumentationFlag) -> str:
+        return flag.encounter.clinic.name
+
+    @admin.display(description="age", ordering="created_at")
+    def age(self, flag: DocumentationFlag) -> str:
+        """Open: how long it has waited; resolved: how long it took."""
+        seconds = int(((flag.resolved_at or timezone.now()) - flag.created_at).total_seconds())
+        days, rest = divmod(seconds, 86400)
+        return f"{days} d {rest // 3600} h" if days else f"{rest // 3600} h {rest % 3600 // 60} min"
+
+
+@admin.register(SweepRun)
+class SweepRunAdmin(ReadOnlyAdmin):
+    list_display = ["started_at", "period_start", "opened", "resolved", "still_open", "finished_at"]
+    ordering = ["-started_at"]

@@ -32,7 +32,12 @@ from .models import SuggestedLine, Suggestion, encounters_for_coder, review_queu
 @require_GET
 @role_required(CODER)
 def queue(request: HttpRequest) -> HttpResponse:
-    return render(request, "coding/queue.html", {"encounters": review_queue(request.user)})
+    # ?flags=open: only encounters with open documentation flags (charting/checks.py).
+    only_flagged = request.GET.get("flags") == "open"
+    encounters = review_queue(request.user).with_open_flag_count()
+    if only_flagged:
+        encounters = encounters.with_open_flags()
+    return render(request, "coding/queue.html", {"encounters": encounters, "only_flagged": only_flagged})
 
 
 def rule_links(rule_ids: list[str]) -> list[dict[str, Any]]:

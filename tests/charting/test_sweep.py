@@ -8,6 +8,7 @@ the command, the task, and signing with open items.
 import datetime as dt
 import io
 import threading
+from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
@@ -16,7 +17,7 @@ from django.db import connection, connections, transaction
 from audit.models import AuditEvent
 from charting import checks, services
 from charting.models import Administration, DocumentationFlag, Encounter, SweepRun
-from tests.factories import AccessSiteFactory, AdministrationFactory, DrugFactory, EncounterFactory, PatientFactory, chart_vials
+from tests.factories import AccessSiteFactory, AdministrationFactory, DrugFactory, EncounterFactory, PatientFactory, UserFactory, chart_vials
 
 NOW = dt.datetime(2026, 3, 10, 14, 0, tzinfo=dt.UTC)
 H = dt.timedelta(hours=1)
@@ -269,3 +270,103 @@ def test_advisory_items_never_ask(stopped, nurse, monkeypatch):
     Administration.objects.filter(pk=stopped.pk).update(recorded_at=NOW)  # a late entry: advisory
     assert [i.kind for i in checks.check_encounter(Encounter.objects.for_chart().get(pk=stopped.encounter_id), now=NOW)] == ["late_entry"]
     assert services.sign_encounter(stopped.encounter, actor=nurse).status == "signed"
+
+
+# --- surfaces: the chair, the worklist, the coder queue, the admin list ---------------------
+
+
+def _signed(clinic, *, mrn, flagged):
+    enc = EncounterFactory(patient=PatientFactory(clinic=clinic, mrn=mrn), date_of_service=dt.date(2026, 3, 9), status="signed", signed_by=UserFactory(), signed_at=NOW)
+    adm = AdministrationFactory(encounter=enc, drug=DrugFactory(name="methotrexate", hcpcs=""), started_at=NOW - 30 * H, stopped_at=NOW - 29 * H, dose_value=None if flagged else Decimal("25"))
+    Administration.objects.filter(pk=adm.pk).update(recorded_at=adm.started_at)
+    return enc
+
+
+@pytest.mark.django_db
+def test_encounter_page_shows_the_ready_to_bill_panel_and_signs_after_confirmation(nurse_client, stopped, monkeypatch):
+    from django.urls import reverse
+
+    monkeypatch.setattr(services, "_enqueue_suggestion", lambda encounter_id: None)
+    page_url = reverse("charting:encounter", kwargs={"pk": stopped.encounter_id})
+    html = nurse_client.get(page_url).content.decode()
+    assert 'data-testid="ready-to-bill"' in html and 'data-testid="ready-blocking-count">2 to fix' in html
+    assert f'href="{page_url}#adm-{stopped.pk}">No vials charted for infliximab: chart the NDC and lot.</a>' in html
+    assert 'data-testid="sign-anyway"' in html
+
+    sign_url = reverse("charting:sign_encounter", kwargs={"pk": stopped.encounter_id})
+    html = nurse_client.post(sign_url, follow=True).content.decode()
+    assert "2 open items would stop or change a billed line" in html
+    assert Encounter.objects.get(pk=stopped.encounter_id).status == "draft"
+
+    digest = checks.digest(i for i in checks.check_encounter(Encounter.objects.for_chart().get(pk=stopped.encounter_id), now=NOW) if i.blocking)
+    html = nurse_client.post(sign_url, {"confirmed": digest}, follow=True).content.decode()
+    assert "Encounter signed" in html and 'data-testid="sign-anyway"' not in html
+    assert len(AuditEvent.objects.get(action="charting.encounter.signed").detail["confirmed_open_items"]) == 2
+
+
+@pytest.mark.django_db
+def test_a_complete_chart_says_ready(nurse_client, stopped):
+    from django.urls import reverse
+
+    chart_vials(stopped)
+    html = nurse_client.get(reverse("charting:encounter", kwargs={"pk": stopped.encounter_id})).content.decode()
+    assert 'data-testid="ready-yes"' in html and 'data-testid="sign-anyway"' not in html
+
+
+@pytest.mark.django_db
+def test_worklist_lists_earlier_days_with_open_flags(nurse_client, clinic, other_clinic, monkeypatch):
+    from django.urls import reverse
+    from django.utils import timezone
+
+    monkeypatch.setattr(timezone, "now", lambda: NOW)
+    _signed(clinic, mrn="OLD-FLAGGED", flagged=True)
+    _signed(clinic, mrn="OLD-CLEAN", flagged=False)
+    _signed(other_clinic, mrn="ELSEWHERE", flagged=True)
+    services.sweep_flags(now=NOW)
+    response = nurse_client.get(reverse("charting:worklist"))
+    rows = list(response.context["flagged_earlier"])
+    assert [(e.patient.mrn, e.open_flag_count) for e in rows] == [("OLD-FLAGGED", 1)]
+    assert b'data-testid="flagged-OLD-FLAGGED"' in response.content and b"ELSEWHERE" not in response.content
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("n", [1, 8])
+def test_coder_queue_filters_on_open_flags(client, coder, clinic, n, django_assert_max_num_queries):
+    from django.urls import reverse
+
+    for i in range(n):
+        _signed(clinic, mrn=f"FLAG-{i}", flagged=True)
+    _signed(clinic, mrn="CLEAN", flagged=False)
+    services.sweep_flags(now=NOW)
+    client.force_login(coder)
+    # session, user, groups (role check), the queue with its counts and the
+    # open-flag count as a correlated subquery, + slack for the user's clinics
+    with django_assert_max_num_queries(6):
+        response = client.get(reverse("coding:queue") + "?flags=open")
+    assert sorted(e.patient.mrn for e in response.context["encounters"]) == sorted(f"FLAG-{i}" for i in range(n))
+    assert all(e.open_flag_count == 1 for e in response.context["encounters"])
+    assert response.content.count(b'data-testid="open-flags"') == n
+    everything = client.get(reverse("coding:queue")).context["encounters"]
+    assert len(everything) == n + 1
+
+
+@pytest.mark.django_db
+def test_admin_lists_flags_oldest_first_and_filters_open(client, admin, clinic):
+    from django.contrib.auth.models import Permission
+    from django.urls import reverse
+
+    admin.user_permissions.add(Permission.objects.get(codename="view_documentationflag"))
+    old = running_drug(clinic, drug="old", hours=60)
+    services.sweep_flags(now=NOW - 48 * H)
+    running_drug(clinic, drug="new")
+    services.sweep_flags(now=NOW)
+    Administration.objects.filter(pk=old.pk).update(stopped_at=NOW - H)
+    services.sweep_flags(now=NOW + H)
+    client.force_login(admin)
+    url = reverse("admin:charting_documentationflag_changelist")
+    response = client.get(url)
+    assert response.status_code == 200
+    flags = list(response.context["cl"].result_list)
+    assert [f.administration.drug.name for f in flags] == ["old", "new"]
+    assert [f.administration.drug.name for f in client.get(url + "?state=open").context["cl"].result_list] == ["new"]
+    assert b"2 d 1 h" in response.content  # the old flag took 49 hours to resolve
