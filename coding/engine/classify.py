@@ -354,7 +354,10 @@ def hydration(w: Work) -> None:
             pieces: list[tuple[tuple[Interval, ...], int, str]] = [(alone, minutes, arith)]
         else:
             rules += ("D5",)
-            pieces = [((p,), minutes_of((p,)), f"segment {w.clock(p[0])}–{w.clock(p[1])} alone (payer does not add segments, D5)") for p in alone]
+            pieces = [
+                (seg, minutes_of(seg), f"segment {w.clock(seg[0][0])}–{w.clock(seg[-1][1])}: {minutes_of(seg)} min alone (payer does not add segments split by another drug, D5)")
+                for seg in _segments(alone, others)
+            ]
         for intervals, piece_minutes, piece_arith in pieces:
             if piece_minutes < 31:
                 w.skip(
@@ -380,6 +383,19 @@ def hydration(w: Work) -> None:
                     arith=piece_arith,
                 )
             )
+
+
+def _segments(alone: tuple[Interval, ...], others: list[Interval]) -> list[tuple[Interval, ...]]:
+    """D5 alternative: hydration pieces split by another drug's running time.
+    Pieces separated only by the fluid's own pause stay one segment."""
+    out: list[list[Interval]] = [[alone[0]]]
+    for piece in alone[1:]:
+        gap_start, gap_end = out[-1][-1][1], piece[0]
+        if any(s < gap_end and e > gap_start for s, e in others):
+            out.append([piece])
+        else:
+            out[-1].append(piece)
+    return [tuple(seg) for seg in out]
 
 
 def concurrent_infusions(w: Work) -> None:

@@ -12,9 +12,11 @@ from __future__ import annotations
 import collections
 import json
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from enginekit import adm, doc
 
 from coding.engine import (
     INDEPENDENCE_BLUE_CROSS,
@@ -338,3 +340,19 @@ def test_hydration_is_never_overridden():
 def test_to_dict_is_json_safe():
     assert all(isinstance(v, (str, bool, int, list, type(None))) for v in INDEPENDENCE_BLUE_CROSS.to_dict().values())
     assert json.loads(json.dumps(INDEPENDENCE_BLUE_CROSS.to_dict())) == INDEPENDENCE_BLUE_CROSS.to_dict()
+
+
+def test_split_hydration_alternative_keeps_a_plain_pause_in_one_segment():
+    """D5 alternative splits hydration only where another drug ran: a 20-min
+    pause of the bag alone does not cut 25 + 25 min into two unreportable pieces."""
+    fluid = adm("1", "hydration", start=0, stop=70)
+    fluid = replace(fluid, pauses=((fluid.start + timedelta(minutes=25), fluid.start + timedelta(minutes=45)),))
+    alone = doc(fluid)
+    assert lines_of(alone, NO_SEGMENT_SUMS) == L(("96360", 1))
+    with_drug = doc(fluid, adm("2", route="iv_push", start=30, stop=32))
+    assert lines_of(with_drug, MEDICARE) == L(("96374", 1), ("96361", 1))  # 25 + 25 summed (D5)
+    assert lines_of(with_drug, NO_SEGMENT_SUMS) == L(("96374", 1))  # two 25-min pieces split by the push
+
+
+def lines_of(d: EncounterDoc, policy: PayerPolicy) -> collections.Counter[Key]:
+    return collections.Counter((l.code, l.units, tuple(sorted(l.modifiers))) for l in evaluate(d, policy=policy).lines if l.code[:1] not in ("J", "Q"))
