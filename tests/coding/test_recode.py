@@ -69,17 +69,18 @@ def test_documentation_change_shows_lines_added_removed_and_changed(make_encount
     assert "  + 96366×1" in recode(encounter.pk)
 
 
-def test_removed_line(make_encounter):
+def test_a_line_replaced_by_another_code_is_removed_and_added(make_encounter):
     encounter = make_encounter(2)
     suggest_for_encounter(encounter.pk)
     second = encounter.administrations.order_by("started_at").last()
-    # The second drug paused for all but 10 minutes: a push now, not a sequential infusion.
+    # The second drug paused for all but 10 minutes: a push now (R18), not a sequential infusion.
     Pause.objects.create(administration=second, paused_at=second.started_at + dt.timedelta(minutes=5), resumed_at=second.started_at + dt.timedelta(minutes=55))
 
     diff = preview_recode(encounter.pk)
 
-    assert "96367×1" in diff.removed or any(old == "96367×1" for old, _ in diff.changed)
-    assert diff.lines_changed
+    assert (diff.removed, diff.added, diff.changed) == (("96367×1",), ("96375×1",), ())
+    out = recode(encounter.pk)
+    assert "  - 96367×1" in out and "  + 96375×1" in out
 
 
 def test_ruleset_version_old_to_new(make_encounter):
