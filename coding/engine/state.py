@@ -252,8 +252,11 @@ class Work:
         text = self.clocks.get(moment)
         if text is None:
             local = self.local(moment)
-            text = self.clocks[moment] = f"{local.hour:02d}:{local.minute:02d}"
+            text = self.clocks[moment] = f"{_TWO_DIGITS[local.hour]}:{_TWO_DIGITS[local.minute]}"
         return text
+
+
+_TWO_DIGITS = tuple(f"{n:02d}" for n in range(60))
 
 
 def dedupe(items: tuple[str, ...]) -> tuple[str, ...]:
