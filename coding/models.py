@@ -7,6 +7,8 @@ override rate stay reportable.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q
@@ -268,6 +270,13 @@ class Suggestion(models.Model):
     def payer_code(self) -> str:
         """The payer charted on the encounter when it was coded."""
         return str(self.engine_input.get("payer") or "")
+
+    def policy_changes(self, policy: dict[str, Any]) -> tuple[tuple[str, Any, Any], ...]:
+        """(setting, as coded, in `policy`) for each setting of `policy`
+        (`PayerPolicy.to_dict()`) that differs from the one this suggestion was
+        coded with; every setting when none was recorded."""
+        old = self.policy or {}
+        return tuple((key, old.get(key), policy.get(key)) for key in dict.fromkeys([*old, *policy]) if old.get(key) != policy.get(key))
 
     @property
     def policy_name(self) -> str:

@@ -224,12 +224,7 @@ def preview_recode(encounter_id: uuid.UUID | str) -> Recode:
             removed.remove(text)
             added.remove(partner)
             changed.append((text, partner))
-    old_policy = (stored.policy if stored else None) or {}
-    policy_changes = tuple(
-        (key, old_policy.get(key), coding.policy.get(key))
-        for key in dict.fromkeys([*old_policy, *coding.policy])
-        if old_policy.get(key) != coding.policy.get(key)
-    )
+    policy_changes = stored.policy_changes(coding.policy) if stored else tuple((key, None, value) for key, value in coding.policy.items())
     return Recode(
         encounter=encounter,
         stored=stored,

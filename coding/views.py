@@ -21,12 +21,12 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from audit.services import record
 from charting.models import Administration
-from coding.engine import RULE_TITLES, RULESET_VERSION
+from coding.engine import RULE_TITLES, RULESET_VERSION, PolicyError
 from infusion_site.roles import ADMIN, CODER, has_role, role_required
 
 from . import rulebook, services
 from .documentation import administration_minutes
-from .models import SuggestedLine, Suggestion, encounters_for_coder, review_queue
+from .models import Payer, SuggestedLine, Suggestion, encounters_for_coder, review_queue
 
 
 @require_GET
@@ -90,8 +90,22 @@ def review(request: HttpRequest, encounter_id) -> HttpResponse:
         "lines": lines,
         "administrations": list(administrations.values()),
         "pending_count": sum(1 for line in lines if not line.is_accepted),
+        "policy_changes": _policy_changes_since(suggestion, encounter.payer) if suggestion is not None else (),
     }
     return render(request, "coding/review.html", context)
+
+
+def _policy_changes_since(suggestion: Suggestion, payer_code: str) -> tuple[tuple[str, Any, Any], ...]:
+    """How the payer's stored policy now differs from the one `suggestion` was
+    coded with (2 queries: payer, overrides). Nothing to compare when the payer
+    has no stored policy, the suggestion recorded none, or the engine rejects it."""
+    try:
+        current = Payer.objects.policy_for(payer_code)
+    except PolicyError:
+        return ()
+    if current is None or suggestion.policy is None:
+        return ()
+    return suggestion.policy_changes(current.to_dict())
 
 
 def _line_for_coder(request: HttpRequest, line_id: int) -> SuggestedLine:

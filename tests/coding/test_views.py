@@ -8,11 +8,18 @@ from audit.models import AuditEvent
 from charting.models import Encounter
 from coding import rulebook
 from coding.engine import RULE_TITLES
-from coding.models import SuggestedLine, Suggestion
+from coding.models import Payer, SuggestedLine, Suggestion
 from coding.services import suggest_for_encounter
 from tests.coding.test_payers import import_scenario
 
 pytestmark = pytest.mark.django_db
+
+
+# session, user, groups (role check), encounter JOIN patient/clinic/signer (the
+# user's clinics as a subquery), audit insert, suggestion, lines JOIN accepted_by,
+# administrations JOIN drug/site, pauses, payer, payer's overrides (has the policy
+# changed since coding?). Rule links and titles come from memory.
+REVIEW_QUERIES = 11
 
 
 @pytest.fixture
@@ -112,9 +119,7 @@ def test_review_before_the_task_ran_says_coding_pending(coder_client, make_encou
 def test_review_query_budget_does_not_grow_with_administrations(coder_client, make_encounter, django_assert_max_num_queries, n):
     encounter = make_encounter(n)
     suggest_for_encounter(encounter.pk)
-    # session, user, groups, encounter JOIN patient/clinic/signer, user's clinics subquery,
-    # audit insert, suggestion, lines, administrations JOIN drug/site, pauses
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(REVIEW_QUERIES):
         response = coder_client.get(review_url(encounter))
     # 96365 + 96367 (units summed): n administrations beside the lines.
     assert response.content.count(b'data-testid="line-administration"') == n
@@ -139,8 +144,7 @@ def test_review_query_budget_does_not_grow_with_lines(coder_client, make_encount
         )
         for i in range(2, n + 1)
     )
-    # Same 12 as above: rule links and titles come from memory, not the database.
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(REVIEW_QUERIES):
         response = coder_client.get(review_url(encounter))
     assert response.content.count(b'data-testid="suggested-line"') == n
     assert response.content.count(b'data-testid="rule-link"') == len(first.rules) + 2 * (n - 1)
@@ -229,3 +233,15 @@ def test_review_shows_a_drug_lines_ndc(coder_client, coder, tmp_path):
     assert f"N4 {line.ndc}" in html
     if line.ndc_quantity is not None:
         assert f"{line.ndc_unit} {line.ndc_quantity.normalize():f}" in html
+
+
+def test_review_says_when_the_payers_policy_changed_since_coding(coder_client, make_encounter):
+    encounter = make_encounter(1)
+    suggest_for_encounter(encounter.pk)
+    assert b'data-testid="policy-changed"' not in coder_client.get(review_url(encounter)).content
+
+    Payer.objects.filter(code="medicare").update(secondary_hydration_59="never")
+    html = coder_client.get(review_url(encounter)).content.decode()
+
+    assert 'data-testid="policy-changed"' in html
+    assert '<span class="font-monospace">secondary_hydration_59</span> chemo_initial_only → never' in html
