@@ -458,11 +458,6 @@ class Administration(models.Model):
         return opened - dose
 
 
-class VialUseQuerySet(models.QuerySet):
-    def visible_to(self, user):
-        return self.filter(administration__encounter__clinic__in=Clinic.objects.filter(staff=user))
-
-
 class VialUse(models.Model):
     """Containers of one product and lot opened for an administration.
 
@@ -487,8 +482,6 @@ class VialUse(models.Model):
     count = models.PositiveSmallIntegerField(default=1, help_text="Containers opened.")
     recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     recorded_at = models.DateTimeField(auto_now_add=True)
-
-    objects = VialUseQuerySet.as_manager()
 
     class Meta:
         ordering = ["recorded_at", "pk"]

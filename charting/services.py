@@ -541,14 +541,15 @@ def confirm_waste(adm: Administration, *, wasted_value: Decimal | None, wasted_u
 
 
 @transaction.atomic
-def remove_vials(vial: VialUse, *, actor: Any) -> Administration:
-    """Take back a VialUse row charted by mistake (wrong NDC, lot or size) on a
-    draft; the audit row keeps what it said. A confirmed waste is forgotten
-    (it was confirmed for other vials); without rows left the drug has no
-    container kind. Returns the administration, `adm.notice` saying what changed.
+def remove_vials(adm: Administration, *, vial_id: int | None, actor: Any) -> Administration:
+    """Take back the VialUse row `vial_id` of `adm`, charted by mistake (wrong
+    NDC, lot or size) on a draft; the audit row keeps what it said. A confirmed
+    waste is forgotten (it was confirmed for other vials); without rows left
+    the drug has no container kind. A row that is not there (second tap) is a
+    no-op. Returns the administration, `adm.notice` saying what changed.
     """
-    adm = _locked_administration(vial.administration)
-    row = VialUse.objects.select_for_update().filter(pk=vial.pk, administration=adm).first()
+    adm = _locked_administration(adm)
+    row = VialUse.objects.select_for_update().filter(pk=vial_id, administration=adm).first() if vial_id is not None else None
     if row is None:
         adm.notice = "These vials were already removed."
         return adm
@@ -558,7 +559,7 @@ def remove_vials(vial: VialUse, *, actor: Any) -> Administration:
         adm.container_type = ""
     adm.save(update_fields=["container_type", "wasted_value", "wasted_unit", "waste_confirmed_by", "waste_confirmed_at"])
     adm.notice = "Vials removed." + (" Confirm the waste again." if cleared and adm.container_type else "")
-    _audit("charting.administration.vials_removed", adm, adm.encounter, actor, vial_use_id=vial.pk, ndc=row.ndc, lot=row.lot, size_value=row.size_value, size_unit=row.size_unit, count=row.count, waste_cleared=cleared)
+    _audit("charting.administration.vials_removed", adm, adm.encounter, actor, vial_use_id=vial_id, ndc=row.ndc, lot=row.lot, size_value=row.size_value, size_unit=row.size_unit, count=row.count, waste_cleared=cleared)
     return adm
 
 

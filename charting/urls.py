@@ -18,5 +18,5 @@ urlpatterns = [
     path("administrations/<uuid:pk>/correct-time/", views.correct_time, name="correct_time"),
     path("administrations/<uuid:pk>/vials/", views.record_vials, name="record_vials"),
     path("administrations/<uuid:pk>/waste/", views.confirm_waste, name="confirm_waste"),
-    path("vials/<int:pk>/remove/", views.remove_vials, name="remove_vials"),
+    path("administrations/<uuid:pk>/vials/remove/", views.remove_vials, name="remove_vials"),
 ]

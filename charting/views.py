@@ -22,7 +22,7 @@ from infusion_site.roles import NURSE, role_required
 
 from . import checks, services
 from .forms import AccessSiteForm, AdministrationForm, CorrectTimeForm, OpenEncounterForm, PauseForm, VialForm, WasteForm
-from .models import Administration, Encounter, VialUse
+from .models import Administration, Encounter
 from .services import ChartingError
 
 PAGE = "charting/encounter.html"
@@ -299,13 +299,13 @@ def confirm_waste(request: HttpRequest, pk) -> HttpResponse:
 @require_POST
 @role_required(NURSE)
 def remove_vials(request: HttpRequest, pk) -> HttpResponse:
-    """A vial row's Remove button (charted by mistake)."""
-    vial = get_object_or_404(VialUse.objects.visible_to(request.user).select_related("administration"), pk=pk)
-    request.encounter_pk = vial.administration.encounter_id
+    """A vial row's Remove button (charted by mistake); POST `vial` = the row's id."""
+    adm = _administration_for(request, pk)
+    vial_id = request.POST.get("vial", "")
     try:
-        adm = services.remove_vials(vial, actor=request.user)
+        adm = services.remove_vials(adm, vial_id=int(vial_id) if vial_id.isdigit() else None, actor=request.user)
     except ChartingError as exc:
-        return _administration_response(request, vial.administration_id, error=exc.message)
+        return _administration_response(request, adm.pk, error=exc.message)
     return _administration_response(request, adm.pk, notice=adm.notice)
 
 

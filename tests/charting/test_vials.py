@@ -291,7 +291,7 @@ def test_removing_a_row_forgets_the_waste_and_keeps_what_it_said_in_the_audit(ad
     waste(adm, nurse, "100")
     wrong = VialUse.objects.get(lot="L2")
 
-    result = services.remove_vials(wrong, actor=nurse)
+    result = services.remove_vials(Administration.objects.get(pk=adm.pk), vial_id=wrong.pk, actor=nurse)
 
     assert result.notice == "Vials removed. Confirm the waste again."
     assert result.container_type == "single_dose" and result.wasted_value is None
@@ -303,8 +303,8 @@ def test_removing_a_row_forgets_the_waste_and_keeps_what_it_said_in_the_audit(ad
 def test_removing_the_last_row_leaves_no_container_kind_and_a_second_tap_is_a_no_op(adm, nurse):
     vials(adm, nurse)
     row = VialUse.objects.get()
-    assert services.remove_vials(row, actor=nurse).container_type == ""
-    assert services.remove_vials(row, actor=nurse).notice == "These vials were already removed."
+    assert services.remove_vials(adm, vial_id=row.pk, actor=nurse).container_type == ""
+    assert services.remove_vials(adm, vial_id=row.pk, actor=nurse).notice == "These vials were already removed."
     assert AuditEvent.objects.filter(action="charting.administration.vials_removed").count() == 1
 
 
@@ -312,7 +312,7 @@ def test_removing_vials_of_a_signed_encounter_is_refused(adm, nurse):
     vials(adm, nurse)
     type(adm.encounter).objects.filter(pk=adm.encounter_id).update(status="signed", signed_by=nurse, signed_at=timezone.now())
     with pytest.raises(ChartingError):
-        services.remove_vials(VialUse.objects.get(), actor=nurse)
+        services.remove_vials(adm, vial_id=VialUse.objects.get().pk, actor=nurse)
     assert VialUse.objects.exists()
 
 
@@ -408,21 +408,29 @@ def test_remove_vials_view(client, nurse, coder, other_clinic_nurse, adm):
     vials(adm, nurse)
     row = VialUse.objects.get()
     client.force_login(coder)
-    assert client.post(url("remove_vials", row)).status_code == 403
+    assert client.post(url("remove_vials", adm), {"vial": row.pk}).status_code == 403
     client.force_login(other_clinic_nurse)
-    assert client.post(url("remove_vials", row)).status_code == 404
+    assert client.post(url("remove_vials", adm), {"vial": row.pk}).status_code == 404
     client.force_login(nurse)
     body = client.get(reverse("charting:encounter", kwargs={"pk": adm.encounter_id})).content.decode()
     assert 'data-testid="vial-remove-infliximab-1"' in body
-    response = client.post(url("remove_vials", row), **HTMX)
+    response = client.post(url("remove_vials", adm), {"vial": "x"}, **HTMX)  # not a row of this drug: nothing to do
+    assert response.status_code == 200 and "already removed" in response.content.decode() and VialUse.objects.exists()
+    response = client.post(url("remove_vials", adm), {"vial": row.pk}, **HTMX)
     assert response.status_code == 200 and "Vials removed." in response.content.decode() and "No vials charted." in response.content.decode()
     assert not VialUse.objects.exists()
 
 
+def test_another_drugs_vial_row_is_not_removed_through_this_drug(nurse_client, nurse, adm, encounter):
+    other = AdministrationFactory(encounter=encounter, label="other")
+    vials(other, nurse)
+    response = nurse_client.post(url("remove_vials", adm), {"vial": VialUse.objects.get().pk}, **HTMX)
+    assert "already removed" in response.content.decode() and VialUse.objects.filter(administration=other).exists()
+
+
 @pytest.mark.parametrize("name", ["record_vials", "confirm_waste", "remove_vials"])
 def test_writes_refuse_get(nurse_client, adm, name):
-    target = VialUse.objects.create(administration=adm, count=1) if name == "remove_vials" else adm
-    assert nurse_client.get(url(name, target)).status_code == 405
+    assert nurse_client.get(url(name, adm)).status_code == 405
 
 
 @pytest.mark.parametrize("n", [1, 5])
