@@ -36,9 +36,12 @@ def chart_infusion(page, *, patient: str, drug: str, dose: str, site_location: s
 def sign(page) -> None:
     """Tap Sign; when the chart still has items that would stop a billed line,
     the "ready to bill" panel asks once more: confirm with "Sign anyway"."""
-    page.click('[data-testid="sign-encounter"]')
-    # Either the chart is signed at once or the panel asks for confirmation.
-    page.get_by_text("Encounter signed").or_(page.locator('[data-testid="sign-anyway"]')).first.wait_for()
+    # A plain POST and a redirect: wait for the new page, not for an element
+    # the old one already had (the panel shows "Sign anyway" before the tap too).
+    with page.expect_navigation():
+        page.click('[data-testid="sign-encounter"]')
     if page.locator('[data-testid="sign-anyway"]').count():
-        page.click('[data-testid="sign-anyway"]')
+        page.wait_for_selector("text=would stop or change a billed line")
+        with page.expect_navigation():
+            page.click('[data-testid="sign-anyway"]')
     page.wait_for_selector("text=Encounter signed")
