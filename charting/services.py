@@ -645,12 +645,22 @@ def sweep_period(now: dt.datetime) -> dt.datetime:
 
 
 def _lock_sweeps() -> None:
-    """Wait for any other sweep to commit, then hold the lock until ours does.
+    """Wait for any other sweep to commit, then hold the lock until ours does
+    (with planner settings for reading every row, see below).
 
     SQLite (the demo) has no advisory locks; it serialises writers itself."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SWEEP_LOCK_KEY])
+            # Planner settings for this transaction only. The new gaps are read
+            # through a server-side cursor (iterator), which PostgreSQL plans to
+            # return its first 10 % of rows fast (nested loops): the sweep reads
+            # them all. And the correlated subqueries that name a drug in the
+            # messages make every query's estimated cost high enough to be
+            # JIT-compiled, about a second each for milliseconds of work.
+            # Measured over 100,000 administrations, nothing new: 15 s -> 1.5 s.
+            cursor.execute("SET LOCAL cursor_tuple_fraction = 1.0")
+            cursor.execute("SET LOCAL jit = off")
 
 
 def _flag(issue: checks.Issue, now: dt.datetime) -> DocumentationFlag:
