@@ -46,7 +46,24 @@ class PayerAdmin(AdminRoleOnly, admin.ModelAdmin):
         (None, {"fields": ("code", "name", "updated_at")}),
         (
             "Contested coding points (coding-rules.md, Engine defaults)",
-            {"fields": ("distinct_modifier", "separate_encounter_modifier", "injection_repeat_modifier", "secondary_hydration_59", "report_jz")},
+            {
+                "fields": (
+                    "distinct_modifier",
+                    "separate_encounter_modifier",
+                    "injection_repeat_modifier",
+                    "secondary_hydration_59",
+                    "report_jz",
+                    "jz_when_discard_below_unit",
+                    "same_drug_runs",
+                    "combine_hydration_segments",
+                    "split_dose_injection",
+                    "injections_on_one_line",
+                    "mixed_bag",
+                    "port_flush_with_em",
+                    "hydration_volume_floor_ml",
+                    "line_dates",
+                )
+            },
         ),
     )
     inlines = [PayerFamilyOverrideInline]
