@@ -90,6 +90,8 @@ def _chart_context(request, encounter: Encounter, **forms) -> dict:
         "blocking_issues": blocking,
         "advisory_issues": [i for i in issues if not i.blocking],
         "blocking_digest": checks.digest(blocking),
+        # sign_encounter refuses while a drug runs, so "Sign anyway" is not offered then.
+        "drugs_running": [adm for adm in administrations if adm.state in ("running", "paused")],
         "access_sites": list(encounter.access_sites.all()),
         "administrations": administrations,
         "site_form": forms.get("site_form") or AccessSiteForm(),
@@ -195,7 +197,11 @@ def _administration_response(request, adm_pk, *, status=200, error: str = "", no
     with timezone.override(adm.encounter.clinic.tz):
         _decorate(adm, timezone.now(), notice=notice, **forms)
         adm.error = error
-        return _vary(render(request, f"{PAGE}#administration", {"adm": adm, "encounter": adm.encounter}, status=status))
+        response = _vary(render(request, f"{PAGE}#administration", {"adm": adm, "encounter": adm.encounter}, status=status))
+    # The drug card changed: the "ready to bill" panel listens for this event
+    # and reloads itself, so it never shows a stale answer.
+    response["HX-Trigger"] = "chart-changed"
+    return response
 
 
 def _administration_for(request, pk) -> Administration:

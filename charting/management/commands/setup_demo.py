@@ -63,4 +63,6 @@ class Command(BaseCommand):
                 patient, _ = Patient.objects.get_or_create(clinic=clinic, mrn=mrn, defaults={"given_name": given, "family_name": family})
                 if not patient.encounters.filter(date_of_service=today).exists():
                     Encounter.objects.create(patient=patient, clinic=clinic, setting="office", date_of_service=today)
+        # Flags at once, rather than after beat's first sweep period.
+        call_command("sweep_flags", stdout=self.stdout)
         self.stdout.write(self.style.SUCCESS(f"Demo ready: log in as nurse, coder or admin with password {DEMO_PASSWORD!r}."))
