@@ -270,8 +270,7 @@ def correct_time(request: HttpRequest, pk) -> HttpResponse:
 @role_required(NURSE)
 def record_vials(request: HttpRequest, pk) -> HttpResponse:
     """The drug card's Vials form: containers opened (NDC, lot, size, count)."""
-    adm = get_object_or_404(Administration.objects.visible_to(request.user).select_related("drug"), pk=pk)
-    request.encounter_pk = adm.encounter_id
+    adm = _administration_for(request, pk)
     form = VialForm(request.POST, administration=adm)
     if form.is_valid():
         try:
@@ -288,8 +287,7 @@ def record_vials(request: HttpRequest, pk) -> HttpResponse:
 @role_required(NURSE)
 def confirm_waste(request: HttpRequest, pk) -> HttpResponse:
     """The drug card's Waste form: "none wasted" or the amount discarded."""
-    adm = get_object_or_404(Administration.objects.visible_to(request.user).select_related("drug"), pk=pk)
-    request.encounter_pk = adm.encounter_id
+    adm = _administration_for(request, pk)
     form = WasteForm(request.POST, administration=adm)
     if form.is_valid():
         try:
