@@ -266,38 +266,45 @@ def correct_time(request: HttpRequest, pk) -> HttpResponse:
     return _render_page(request, enc, status=400, correction_forms={adm.pk: form})
 
 
-@require_POST
-@role_required(NURSE)
-def record_vials(request: HttpRequest, pk) -> HttpResponse:
-    """The drug card's Vials form: containers opened (NDC, lot, size, count)."""
+def _drug_card_form(request, pk, form_class, write, done: str, form_key: str) -> HttpResponse:
+    """Bind one of the drug card's forms, call its service, answer with the card.
+
+    `write(adm, cleaned_data)` calls the service; a ChartingError about a field
+    goes on that field (nothing typed is lost), any other on the card."""
     adm = _administration_for(request, pk)
-    form = VialForm(request.POST, administration=adm)
+    form = form_class(request.POST, administration=adm)
     if form.is_valid():
         try:
-            adm = services.record_vials(adm, **form.cleaned_data, actor=request.user)
-            return _administration_response(request, adm.pk, notice=adm.notice or "Vials charted.")
+            adm = write(adm, form.cleaned_data)
+            return _administration_response(request, adm.pk, notice=adm.notice or done)
         except ChartingError as exc:
             if exc.field not in form.fields:
                 return _administration_response(request, adm.pk, error=exc.message)
             _fail(form, exc)
-    return _administration_response(request, adm.pk, error="" if request.htmx else _errors(form), vial_form=form)
+    return _administration_response(request, adm.pk, error="" if request.htmx else _errors(form), **{form_key: form})
+
+
+@require_POST
+@role_required(NURSE)
+def record_vials(request: HttpRequest, pk) -> HttpResponse:
+    """The drug card's Vials form: containers opened (NDC, lot, size, count)."""
+    return _drug_card_form(
+        request, pk, VialForm, lambda adm, data: services.record_vials(adm, **data, actor=request.user), "Vials charted.", "vial_form"
+    )
 
 
 @require_POST
 @role_required(NURSE)
 def confirm_waste(request: HttpRequest, pk) -> HttpResponse:
     """The drug card's Waste form: "none wasted" or the amount discarded."""
-    adm = _administration_for(request, pk)
-    form = WasteForm(request.POST, administration=adm)
-    if form.is_valid():
-        try:
-            adm = services.confirm_waste(adm, wasted_value=form.cleaned_data["wasted_value"], wasted_unit=form.cleaned_data["wasted_unit"], actor=request.user)
-            return _administration_response(request, adm.pk, notice=adm.notice or "Waste confirmed.")
-        except ChartingError as exc:
-            if exc.field not in form.fields:
-                return _administration_response(request, adm.pk, error=exc.message)
-            _fail(form, exc)
-    return _administration_response(request, adm.pk, error="" if request.htmx else _errors(form), waste_form=form)
+    return _drug_card_form(
+        request,
+        pk,
+        WasteForm,
+        lambda adm, data: services.confirm_waste(adm, wasted_value=data["wasted_value"], wasted_unit=data["wasted_unit"], actor=request.user),
+        "Waste confirmed.",
+        "waste_form",
+    )
 
 
 @require_POST
