@@ -31,8 +31,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce, Trim
+from django.db.models import BigIntegerField, Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, UUIDField, Value
+from django.db.models.functions import Cast, Coalesce, Trim
 from django.urls import reverse
 
 from .models import (
@@ -496,6 +496,31 @@ CHECKS: tuple[Check, ...] = (
 )
 
 CHECKS_BY_KIND = {check.kind.value: check for check in CHECKS}
+
+
+def gaps_sql(sweep: Sweep) -> tuple[str, tuple]:
+    """Every gap of every check in ONE SELECT (UNION ALL of the checks' own
+    querysets): rows of (kind, encounter_id, administration_id or NULL,
+    access_site_id or NULL), one per open flag the sweep keeps.
+
+    The floor the sweep is measured against (benchmarks/sweep_bench.py,
+    issue #5) and a cross-check of it in the tests. Returns (sql, params).
+    """
+    union = None
+    for check in CHECKS:
+        ids = {
+            "administration": ("encounter_id", "pk", "no_site"),
+            "access_site": ("encounter_id", "no_administration", "pk"),
+            "encounter": ("pk", "no_administration", "no_site"),
+        }[check.on]
+        qs = (
+            check.sql(sweep)
+            .annotate(flag_kind=Value(check.kind.value), no_administration=Cast(Value(None), UUIDField()), no_site=Cast(Value(None), BigIntegerField()))
+            .values_list("flag_kind", *ids)
+            .order_by()
+        )
+        union = qs if union is None else union.union(qs, all=True)
+    return union.query.sql_with_params()
 
 
 def check_encounter(encounter: Encounter, *, now: dt.datetime, limits: Limits | None = None) -> list[Issue]:
