@@ -318,7 +318,10 @@ class _Generator:
             fields["dose_value"] = None
         elif gap == "waste_unconfirmed":
             fields.update(wasted_value=None, wasted_unit="", waste_confirmed_by_id=None, waste_confirmed_at=None)
-        elif gap == "ndc_lot_missing":
+        elif gap == "ndc_lot_missing" and r.random() < 0.5:  # no vials charted at all
+            self.tables[VialUse].rows.pop()
+            self.counts.vial_uses -= 1
+        elif gap == "ndc_lot_missing":  # vials charted without their lot
             row = list(self.tables[VialUse].rows[-1])
             row[[f.attname for f in self.tables[VialUse].fields].index("lot")] = ""
             self.tables[VialUse].rows[-1] = tuple(row)
@@ -405,8 +408,11 @@ def generate(*, clinics: int, encounters: int, seed: int = 1, days: int = 365, t
             for model in (AccessSite, VialUse, Pause, TimeCorrection, OtherService):
                 table = model._meta.db_table
                 cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), greatest(1, (SELECT coalesce(max(id), 1) FROM {table})))")
+    # Statistics for the planner, and (outside a transaction) the visibility
+    # map that lets index-only scans skip the heap, as autovacuum would.
+    analyze = "ANALYZE" if connection.in_atomic_block else "VACUUM ANALYZE"
     with connection.cursor() as cursor:
         for model in (Patient, Encounter, AccessSite, Adm, VialUse, Pause):
-            cursor.execute(f"ANALYZE {model._meta.db_table}")
+            cursor.execute(f"{analyze} {model._meta.db_table}")
     return gen.counts
 

@@ -30,7 +30,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -634,10 +633,6 @@ def sign_encounter(encounter: Encounter, *, actor: Any, confirmed: str = "") -> 
 # ("CHFS"): two sweeps never interleave, the second one sees the first's flags.
 SWEEP_LOCK_KEY = 0x43484653
 
-# Which column of DocumentationFlag holds each check's record.
-_FLAG_TARGET = {"administration": "administration", "access_site": "access_site", "encounter": "encounter"}
-
-
 def sweep_period(now: dt.datetime) -> dt.datetime:
     """The start of the CHAIRSIDE_SWEEP_SECONDS period `now` falls in (UTC, from the epoch)."""
     seconds = settings.CHAIRSIDE_SWEEP_SECONDS
@@ -652,14 +647,9 @@ def _lock_sweeps() -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SWEEP_LOCK_KEY])
-            # Planner settings for this transaction only. The new gaps are read
-            # through a server-side cursor (iterator), which PostgreSQL plans to
-            # return its first 10 % of rows fast (nested loops): the sweep reads
-            # them all. And the correlated subqueries that name a drug in the
-            # messages make every query's estimated cost high enough to be
-            # JIT-compiled, about a second each for milliseconds of work.
-            # Measured over 100,000 administrations, nothing new: 15 s -> 1.5 s.
-            cursor.execute("SET LOCAL cursor_tuple_fraction = 1.0")
+            # For this transaction only: the correlated subqueries that name a
+            # drug in the messages make the queries' estimated cost high enough
+            # to be JIT-compiled, about a second each for milliseconds of work.
             cursor.execute("SET LOCAL jit = off")
 
 
@@ -675,40 +665,101 @@ def _flag(issue: checks.Issue, now: dt.datetime) -> DocumentationFlag:
     )
 
 
+def _open_flags(issues: list[checks.Issue], now: dt.datetime) -> None:
+    """INSERT one open flag per issue, ON CONFLICT DO NOTHING (the partial
+    unique indexes: one open flag per record and kind whatever races).
+
+    On PostgreSQL one statement over arrays (unnest), which costs a tenth of
+    Django's multi-row INSERT for thousands of flags; elsewhere (the SQLite
+    demo) bulk_create."""
+    if not issues:
+        return
+    if connection.vendor != "postgresql":
+        DocumentationFlag.objects.bulk_create([_flag(i, now) for i in issues], ignore_conflicts=True)
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {DocumentationFlag._meta.db_table} (encounter_id, administration_id, access_site_id, kind, message, field, created_at)"
+            " SELECT e, a, s, k, m, f, %s FROM unnest(%s::uuid[], %s::uuid[], %s::bigint[], %s::text[], %s::text[], %s::text[]) AS i(e, a, s, k, m, f)"
+            " ON CONFLICT DO NOTHING",
+            [
+                now,
+                [i.encounter_id for i in issues],
+                [i.administration_id for i in issues],
+                [i.access_site_id for i in issues],
+                [i.kind for i in issues],
+                [i.message for i in issues],
+                [i.field for i in issues],
+            ],
+        )
+
+
 def sweep_flags(*, now: dt.datetime, period_start: dt.datetime | None = None, limits: checks.Limits | None = None) -> dict[str, int]:
     """Bring DocumentationFlag in line with every check of charting/checks.py.
 
-    For each check, set-based: one UPDATE resolves (resolved_at=`now`) the open
-    flags whose record no longer has the gap (NOT EXISTS against the check's
-    query), one SELECT fetches the records with the gap and no open flag, one
-    INSERT ... ON CONFLICT DO NOTHING opens their flags (the partial unique
-    indexes keep one open flag per record and kind whatever races). Resolved
-    flags stay as history.
+    Set-based, in four statements whatever the number of records:
+
+    1. every gap of every check, in ONE statement (`checks.gaps_sql`: the
+       UNION ALL of the checks' querysets), into a temporary table;
+    2. one UPDATE resolves (resolved_at=`now`) the open flags with no gap left;
+    3. one SELECT lists the gaps with no open flag yet;
+    4. their records are read back by primary key (in chunks, with what the
+       nurse's-words messages name) and one INSERT ... ON CONFLICT DO NOTHING
+       per chunk opens their flags (the partial unique indexes keep one open
+       flag per record and kind whatever races). Resolved flags stay as history.
 
     All in ONE transaction under an advisory lock, with its SweepRun row: a
     worker killed halfway leaves nothing behind, a second sweep waits for the
     first. With `period_start` (the periodic task) the sweep is skipped when
     that period was swept already, so two beat processes or a redelivered
     task sweep once per period. Running it again with the same data and
-    `now` changes nothing.
+    `now` changes nothing. Measured against step 1 alone: `make bench`
+    (benchmarks/sweep_bench.py).
 
     Returns {"opened", "resolved", "open", "skipped"} (counts; skipped 0/1).
     """
     limits = limits or checks.Limits.from_settings()
     sweep = checks.Sweep(now=now, limits=limits)
+    flags = DocumentationFlag._meta.db_table
     with transaction.atomic():
         _lock_sweeps()
         if period_start is not None and SweepRun.objects.filter(period_start=period_start).exists():
             return {"opened": 0, "resolved": 0, "open": DocumentationFlag.objects.open().count(), "skipped": 1}
         open_before = DocumentationFlag.objects.open().count()
-        resolved = 0
-        for check in checks.CHECKS:
-            target = _FLAG_TARGET[check.on]
-            open_flags = DocumentationFlag.objects.open().filter(kind=check.kind)
-            gaps = check.sql(sweep)
-            resolved += open_flags.exclude(Exists(gaps.filter(pk=OuterRef(target)))).update(resolved_at=now)
-            fresh = gaps.exclude(Exists(open_flags.filter(**{target: OuterRef("pk")})))
-            DocumentationFlag.objects.bulk_create((_flag(check.issue(row), now) for row in fresh.iterator(chunk_size=2000)), batch_size=2000, ignore_conflicts=True)
+        gaps_select, params = checks.gaps_sql(sweep)
+        # A flag and a gap are the same item when kind and encounter agree and,
+        # for a check on an administration or an access site, that record too
+        # (the gap's other id is NULL).
+        same = (
+            "g.kind = f.kind AND g.encounter_id = f.encounter_id"
+            " AND (g.administration_id IS NULL OR g.administration_id = f.administration_id)"
+            " AND (g.access_site_id IS NULL OR g.access_site_id = f.access_site_id)"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE IF EXISTS sweep_gaps")
+            columns = ", ".join(f"{f.column} {f.db_type(connection)}" for f in map(DocumentationFlag._meta.get_field, ("kind", "encounter", "administration", "access_site")))
+            cursor.execute(f"CREATE TEMPORARY TABLE sweep_gaps ({columns})")
+            cursor.execute(f"INSERT INTO sweep_gaps {gaps_select}", params)
+            cursor.execute(
+                f"UPDATE {flags} SET resolved_at = %s WHERE resolved_at IS NULL"
+                f" AND NOT EXISTS (SELECT 1 FROM sweep_gaps g WHERE {same.replace('f.', f'{flags}.')})",
+                [now],
+            )
+            resolved = cursor.rowcount
+            cursor.execute(
+                "SELECT g.kind, g.encounter_id, g.administration_id, g.access_site_id FROM sweep_gaps g"
+                f" WHERE NOT EXISTS (SELECT 1 FROM {flags} f WHERE f.resolved_at IS NULL AND {same})"
+            )
+            fresh: dict[str, list] = {}
+            for kind, encounter_id, administration_id, access_site_id in cursor.fetchall():
+                record_id = {"administration": administration_id, "access_site": access_site_id, "encounter": encounter_id}[checks.CHECKS_BY_KIND[kind].on]
+                fresh.setdefault(kind, []).append(record_id)
+            cursor.execute("DROP TABLE sweep_gaps")
+        for kind, record_ids in fresh.items():
+            check = checks.CHECKS_BY_KIND[kind]
+            for start in range(0, len(record_ids), 2000):
+                records = check.records_for_messages(sweep, record_ids[start : start + 2000])
+                _open_flags([check.issue(row) for row in records], now)
         still_open = DocumentationFlag.objects.open().count()
         opened = still_open - open_before + resolved
         SweepRun.objects.create(period_start=period_start, started_at=now, finished_at=max(now, timezone.now()), opened=opened, resolved=resolved, still_open=still_open)
