@@ -1,4 +1,7 @@
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET
 
 from .roles import ADMIN, CODER, NURSE, has_role
 
@@ -12,3 +15,12 @@ def home(request):
     if has_role(request.user, ADMIN) or request.user.is_staff:
         return redirect("admin:index")
     return render(request, "no_role.html", status=403)
+
+
+@login_not_required
+@require_GET
+def healthz(request):
+    """`GET /healthz/` -> 200 "ok": the load balancer's probe (no database, no
+    session), and the bare view the request benchmarks divide by
+    (benchmarks/http_bench.py)."""
+    return HttpResponse("ok", content_type="text/plain")

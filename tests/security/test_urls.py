@@ -32,7 +32,7 @@ NURSE_WRITE = {
 CODER_READ = {"coding:queue", "coding:review"}
 CODER_WRITE = {"coding:accept_all", "coding:accept_line"}
 RULES_READ = {"coding:rule"}  # the text of a cited rule: coders and admins
-PUBLIC = {"login", "admin:login"}  # the login pages themselves
+PUBLIC = {"login", "admin:login", "healthz"}  # the login pages themselves, the load balancer probe
 OTHER = {"home", "logout"}  # home: per-role redirect (403 without a role); logout: POST only
 WRITE = NURSE_WRITE | CODER_WRITE
 
