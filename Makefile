@@ -12,7 +12,7 @@ TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
 TEST_ENV := DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) \
 	SECRET_KEY=test-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz
 
-.PHONY: install run test services chromium bench check-scenarios clean
+.PHONY: install run test services chromium wrk bench check-scenarios clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -54,9 +54,16 @@ check-scenarios: install
 ## them x100 (no database). sweep: the flag sweep over ~1,000,000 generated
 ## administrations against one SQL statement computing the same flags (the data
 ## are generated once into the database chairside_bench, then reused).
-bench: install services
+## startstop / chart: p95 of start+stop requests / of the encounter page under 50
+## clients (wrk) against the bare /healthz/ view, same gunicorn, same run.
+bench: install services wrk
 	$(PY) benchmarks/engine_bench.py --reps 100
 	$(PY) benchmarks/sweep_bench.py
+	$(PY) benchmarks/http_bench.py
+
+## The load generator of the request benchmarks, from Debian's packages.
+wrk:
+	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 
 clean:
 	rm -rf $(VENV) node_modules staticfiles var db.sqlite3
