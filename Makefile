@@ -56,10 +56,13 @@ check-scenarios: install
 ## are generated once into the database chairside_bench, then reused).
 ## startstop / chart: p95 of start+stop requests / of the encounter page under 50
 ## clients (wrk) against the bare /healthz/ view, same gunicorn, same run.
+## celery: 10,000 per-encounter flag computations as tasks (chunks of 500, one
+## worker) against the same function in a loop.
 bench: install services wrk
 	$(PY) benchmarks/engine_bench.py --reps 100
 	$(PY) benchmarks/sweep_bench.py
 	$(PY) benchmarks/http_bench.py
+	$(PY) benchmarks/celery_bench.py
 
 ## The load generator of the request benchmarks, from Debian's packages.
 wrk:

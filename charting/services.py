@@ -694,6 +694,30 @@ def _open_flags(issues: list[checks.Issue], now: dt.datetime) -> None:
         )
 
 
+def refresh_flags(encounter_id, *, now: dt.datetime, limits: checks.Limits | None = None) -> dict[str, int]:
+    """Bring ONE encounter's DocumentationFlag rows in line with its checks,
+    computed in Python (`checks.check_encounter`, the chair-side path; the
+    sweep's SQL agrees with it: tests/charting/test_checks.py): open a flag per
+    new gap, resolve (resolved_at=`now`) the flags whose gap is gone. For a
+    single encounter after a change, between two sweeps (Celery:
+    `refresh_flags_task`).
+
+    Raises Encounter.DoesNotExist for an unknown id. Returns {"opened",
+    "resolved", "open"} for that encounter.
+    """
+    with transaction.atomic():
+        Encounter.objects.select_for_update().filter(pk=encounter_id).values_list("pk", flat=True).get()
+        encounter = Encounter.objects.for_chart().get(pk=encounter_id)
+        issues = {i.record_key: i for i in checks.check_encounter(encounter, now=now, limits=limits)}
+        open_flags = list(DocumentationFlag.objects.open().filter(encounter_id=encounter_id))
+        have = {(f.kind, f.administration_id or f.access_site_id or f.encounter_id) for f in open_flags}
+        gone = [f.pk for f in open_flags if (f.kind, f.administration_id or f.access_site_id or f.encounter_id) not in issues]
+        resolved = DocumentationFlag.objects.filter(pk__in=gone).update(resolved_at=now) if gone else 0
+        new = [i for key, i in issues.items() if key not in have]
+        _open_flags(new, now)
+    return {"opened": len(new), "resolved": resolved, "open": len(issues)}
+
+
 def sweep_flags(*, now: dt.datetime, period_start: dt.datetime | None = None, limits: checks.Limits | None = None) -> dict[str, int]:
     """Bring DocumentationFlag in line with every check of charting/checks.py.
 

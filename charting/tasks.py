@@ -22,3 +22,10 @@ def sweep_flags_task() -> dict[str, int]:
 @shared_task(name="charting.tasks.flag_long_running_administrations_task", acks_late=True, reject_on_worker_lost=True)
 def flag_long_running_administrations_task() -> dict[str, int]:
     return sweep_flags_task()
+
+
+# One encounter's flags, e.g. right after a change to it. Idempotent (the same
+# data give the same flags), so a redelivery after a lost worker is harmless.
+@shared_task(name="charting.tasks.refresh_flags_task", acks_late=True, reject_on_worker_lost=True)
+def refresh_flags_task(encounter_id: str) -> dict[str, int]:
+    return services.refresh_flags(encounter_id, now=timezone.now())

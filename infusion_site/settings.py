@@ -136,7 +136,11 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         # is ./control in the working directory.
         "control_folder": str(_broker_dir / "control"),
     }
-CELERY_TASK_IGNORE_RESULT = True
+# No task result is read by the app (tasks write their outcome to the
+# database). A result store can be named for tools that wait on results, e.g.
+# the Celery benchmark: CELERY_RESULT_BACKEND=redis://... CELERY_TASK_IGNORE_RESULT=0.
+CELERY_TASK_IGNORE_RESULT = env.bool("CELERY_TASK_IGNORE_RESULT", default=True)
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or None
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_TIME_LIMIT = 300
