@@ -50,8 +50,11 @@ check-scenarios: install
 	$(PY) ../shared/tools/check_scenarios.py --cmd "$(PY) manage.py code_scenarios" tests/scenarios/*.json
 
 ## Engine speed: coding every scenario x100 against parsing them x100 (no database).
-bench: install
+## Export speed: the administrations CSV view (500,000 rows, gunicorn) against psql \copy
+## of the same SELECT, on its own database (chairside_bench_export, made when missing).
+bench: install services
 	$(PY) benchmarks/engine_bench.py --reps 100
+	$(PY) benchmarks/export_bench.py --rows 500000
 
 clean:
 	rm -rf $(VENV) node_modules staticfiles var db.sqlite3
