@@ -124,7 +124,7 @@ def more_rows(clinic, n: int, *, day: int = 4):
     saline = DrugFactory(name="sodium chloride 0.9%", hcpcs="J7050", billing_unit_value=Decimal(250), billing_unit_unit="mL", admin_family=AdminFamily.HYDRATION)
     drug = DrugFactory(name="infliximab", hcpcs="J1745")
     for i in range(n):
-        patient = PatientFactory(clinic=clinic, mrn=f"BULK-{n}-{i:04d}")
+        patient = PatientFactory(clinic=clinic, mrn=f"BULK-{n}-{i:04d}", given_name=f"Given{i}", family_name=f"Bulk{n}")
         e = EncounterFactory(patient=patient, date_of_service=dt.date(2025, 6, day), status="signed", signed_by=nurse, signed_at=at(day, 15))
         a = infusion(e, saline, at(day, 9, i % 60), 31 + i % 3, recorded_by=nurse, label=f"b{i}", purpose=Purpose.HYDRATION)
         d = infusion(e, drug, at(day, 11), 60, recorded_by=nurse, label=f"d{i}", dose=Decimal(200))
