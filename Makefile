@@ -56,11 +56,14 @@ check-scenarios: install
 ## are generated once into the database chairside_bench, then reused).
 ## startstop / chart: p95 of start+stop requests / of the encounter page under 50
 ## clients (wrk) against the bare /healthz/ view, same gunicorn, same run.
+## export: the administrations CSV view (500,000 rows, gunicorn) against psql \copy
+## of the same SELECT, on its own database (chairside_bench_export, made when missing).
 ## celery: 10,000 per-encounter flag computations as tasks (chunks of 500, one
 ## worker) against the same function in a loop.
 bench: install services wrk
 	$(PY) benchmarks/engine_bench.py --reps 100
 	$(PY) benchmarks/sweep_bench.py
+	$(PY) benchmarks/export_bench.py --rows 500000
 	$(PY) benchmarks/http_bench.py
 	$(PY) benchmarks/celery_bench.py
 

@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "charting",
     "coding",
     "audit",
+    "reports",
 ]
 
 MIDDLEWARE = [

@@ -11,5 +11,6 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("nurse/", include("charting.urls")),
     path("coder/", include("coding.urls")),
+    path("reports/", include("reports.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -32,6 +32,8 @@ NURSE_WRITE = {
 CODER_READ = {"coding:queue", "coding:review"}
 CODER_WRITE = {"coding:accept_all", "coding:accept_line"}
 RULES_READ = {"coding:rule"}  # the text of a cited rule: coders and admins
+# The admin's audit reports (issue 6) and their exports: admins only.
+ADMIN_READ = {"reports:index", "reports:completeness", "reports:coding", "reports:timing", "reports:vials", "reports:access", "reports:export"}
 PUBLIC = {"login", "admin:login", "healthz"}  # the login pages themselves, the load balancer probe
 OTHER = {"home", "logout"}  # home: per-role redirect (403 without a role); logout: POST only
 WRITE = NURSE_WRITE | CODER_WRITE
@@ -94,12 +96,12 @@ def all_urls():
 
 
 URLS = all_urls()
-APP_URLS = {n: u for n, u in URLS.items() if n.split(":")[0] in ("charting", "coding")}
+APP_URLS = {n: u for n, u in URLS.items() if n.split(":")[0] in ("charting", "coding", "reports")}
 
 
 def test_every_url_is_classified():
-    app = {n for n in URLS if n.split(":")[0] in ("charting", "coding")} | {n for n in URLS if ":" not in n}
-    assert app == NURSE_READ | NURSE_WRITE | CODER_READ | CODER_WRITE | RULES_READ | (PUBLIC - {"admin:login"}) | OTHER
+    app = {n for n in URLS if n.split(":")[0] in ("charting", "coding", "reports")} | {n for n in URLS if ":" not in n}
+    assert app == NURSE_READ | NURSE_WRITE | CODER_READ | CODER_WRITE | RULES_READ | ADMIN_READ | (PUBLIC - {"admin:login"}) | OTHER
     # the walk found the admin too
     assert any(n.startswith("admin:") for n in URLS)
 
@@ -141,6 +143,22 @@ def test_coder_gets_403_on_every_nurse_url(client, coder, name):
 def test_user_without_role_gets_403(client, no_role_user, name):
     client.force_login(no_role_user)
     assert _call(client, name).status_code == 403
+
+
+@pytest.mark.parametrize("name", sorted(ADMIN_READ))
+@pytest.mark.parametrize("who", ["nurse", "coder", "no_role_user", "other_clinic_coder"])
+def test_only_the_admin_role_reads_reports(client, request, who, name):
+    client.force_login(request.getfixturevalue(who))
+    assert client.get(URLS[name]).status_code == 403
+    assert client.get(URLS[name], HTTP_HX_REQUEST="true").status_code == 403
+
+
+@pytest.mark.parametrize("name", sorted(ADMIN_READ - {"reports:export"}))
+def test_admin_reads_every_report_page(client, admin, name):
+    client.force_login(admin)
+    assert client.get(URLS[name]).status_code == 200
+    # a write verb is refused: the reports only read
+    assert client.post(URLS[name]).status_code == 405
 
 
 @pytest.mark.parametrize("name", sorted(NURSE_READ | NURSE_WRITE | CODER_READ | CODER_WRITE))

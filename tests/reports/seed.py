@@ -1,0 +1,135 @@
+"""Known data for the report tests: every figure the tests assert follows from
+the rows made here (invented patients only).
+
+Riverside Infusion (America/New_York), dates of service 2025-06-02..2025-06-05:
+
+| encounter | nurse | signed | drug, minutes | vials / lines |
+| E1 2025-06-02 | Nora | 2025-06-02 16:00 EDT (on time) | infliximab 16 min; saline hydration 45 min | 5 x 100 mg lot A1, dose 450, waste 50; J1745 x45 + J1745-JW x5 (ok) |
+| E2 2025-06-03 | Nora | 2025-06-04 01:00 EDT (late) | infliximab 102 - 10 paused = 92 min | 4 x 100 mg lot B2, dose 300, waste 0; J1745 x30 JZ (mismatch: 10 units) |
+| E3 2025-06-05 | Nina (charted, draft) | - | rituximab 151 min | none |
+
+Flags: E1 dose_missing resolved after 2 h; E3 not_signed open; E3 still_running open.
+Suggestions (E1, E2): 96365 x1 + 96361 x1 (E1), 96413 x1 + 96415 x1 (E2), drug lines as above;
+E1 did not bill 99211 (R39) and a KVO bag (R29).
+Hilltop Infusion (the other clinic) has one encounter whose numbers must never show:
+a 17-minute infusion, a signed-late encounter, a flag, an audit row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from charting.models import AdminFamily, Administration, DocumentationFlag, FlagKind, Pause, Purpose, VialUse
+from coding.models import SuggestedLine, Suggestion
+from tests.factories import AccessSiteFactory, AdministrationFactory, DrugFactory, EncounterFactory, PatientFactory, UserFactory
+
+NY = ZoneInfo("America/New_York")
+LA = ZoneInfo("America/Los_Angeles")
+
+
+def at(day: int, hour: int, minute: int = 0, tz=NY) -> dt.datetime:
+    return dt.datetime(2025, 6, day, hour, minute, tzinfo=tz)
+
+
+def suggestion(encounter, lines, not_billed=()):
+    s = Suggestion.objects.create(encounter=encounter, ruleset_version="test", engine_input={}, not_billed=list(not_billed), is_current=True)
+    for position, (code, units, modifiers) in enumerate(lines, start=1):
+        SuggestedLine.objects.create(suggestion=s, position=position, code=code, units=units, modifiers=list(modifiers), explanation="seeded", date_of_service=encounter.date_of_service)
+    return s
+
+
+def infusion(encounter, drug, start, minutes, *, recorded_by, label, dose=None, purpose=Purpose.TREATMENT, route="iv_infusion"):
+    adm = AdministrationFactory(
+        encounter=encounter,
+        label=label,
+        drug=drug,
+        route=route,
+        purpose=purpose,
+        started_at=start,
+        stopped_at=start + dt.timedelta(minutes=minutes) if minutes is not None else None,
+        dose_value=dose,
+        dose_unit="mg" if dose else "",
+        recorded_by=recorded_by,
+    )
+    return adm
+
+
+def vials(adm, *, lot, count, size, waste):
+    VialUse.objects.create(administration=adm, ndc="57894-030-01", lot=lot, size_value=Decimal(size), size_unit="mg", count=count)
+    Administration.objects.filter(pk=adm.pk).update(container_type="single_dose", wasted_value=Decimal(waste), wasted_unit="mg", waste_confirmed_at=adm.stopped_at)
+
+
+def seed(clinic, other_clinic):
+    """Make the dataset above; returns a dict of its people, patients and encounters."""
+    nora = UserFactory(username="nora", first_name="Nora", last_name="Nurse", roles=["nurse"], clinics=[clinic])
+    nina = UserFactory(username="nina", first_name="Nina", last_name="Night", roles=["nurse"], clinics=[clinic])
+    olga = UserFactory(username="olga", first_name="Olga", last_name="Other", roles=["nurse"], clinics=[other_clinic])
+    infliximab = DrugFactory(name="infliximab", hcpcs="J1745", billing_unit_value=Decimal(10), billing_unit_unit="mg", admin_family=AdminFamily.CHEMO_COMPLEX)
+    rituximab = DrugFactory(name="rituximab", hcpcs="J9312", billing_unit_value=Decimal(10), billing_unit_unit="mg", admin_family=AdminFamily.CHEMO_COMPLEX)
+    saline = DrugFactory(name="sodium chloride 0.9%", hcpcs="J7050", billing_unit_value=Decimal(250), billing_unit_unit="mL", admin_family=AdminFamily.HYDRATION)
+
+    p1 = PatientFactory(clinic=clinic, mrn="RPT-0001", given_name="Ada", family_name="Alpha")
+    p2 = PatientFactory(clinic=clinic, mrn="RPT-0002", given_name="Ben", family_name="Beta")
+    p3 = PatientFactory(clinic=clinic, mrn="RPT-0003", given_name="Cy", family_name="Gamma")
+    e1 = EncounterFactory(patient=p1, date_of_service=dt.date(2025, 6, 2), status="signed", signed_by=nora, signed_at=at(2, 16))
+    e2 = EncounterFactory(patient=p2, date_of_service=dt.date(2025, 6, 3), status="signed", signed_by=nora, signed_at=at(4, 1))
+    e3 = EncounterFactory(patient=p3, date_of_service=dt.date(2025, 6, 5))
+
+    a1 = infusion(e1, infliximab, at(2, 9), 16, recorded_by=nora, label="inf1", dose=Decimal(450))
+    infusion(e1, saline, at(2, 10), 45, recorded_by=nora, label="ns1", purpose=Purpose.HYDRATION)
+    infusion(e1, saline, at(2, 8), 12, recorded_by=nora, label="kvo", purpose=Purpose.KVO)  # never timed (R29)
+    a2 = infusion(e2, infliximab, at(3, 9), 102, recorded_by=nora, label="inf2", dose=Decimal(300))
+    Pause.objects.create(administration=a2, paused_at=at(3, 9, 30), resumed_at=at(3, 9, 40), reason="pump alarm")
+    infusion(e3, rituximab, at(5, 9), 151, recorded_by=nina, label="rtx", dose=Decimal(700))
+    infusion(e3, rituximab, at(5, 13), None, recorded_by=nina, label="rtx2", dose=Decimal(100))  # still running: no minutes
+    vials(a1, lot="A1", count=5, size=100, waste=50)
+    vials(a2, lot="B2", count=4, size=100, waste=0)
+
+    DocumentationFlag.objects.create(encounter=e1, administration=a1, kind=FlagKind.DOSE_MISSING, message="dose", created_at=at(2, 9, 20), resolved_at=at(2, 11, 20))
+    DocumentationFlag.objects.create(encounter=e3, kind=FlagKind.NOT_SIGNED, message="not signed", created_at=at(6, 0, 5))
+    still = Administration.objects.get(label="rtx2")
+    DocumentationFlag.objects.create(encounter=e3, administration=still, kind=FlagKind.STILL_RUNNING, message="running", created_at=at(5, 20))
+
+    suggestion(
+        e1,
+        [("96365", 1, ()), ("96361", 1, ()), ("J1745", 45, ()), ("J1745", 5, ("JW",))],
+        not_billed=[
+            {"description": "99211 nurse visit", "administrations": [], "rules": ["R39"], "reason": "bundled"},
+            {"description": "KVO saline", "administrations": [str(a1.pk)], "rules": ["R29"], "reason": "not therapy"},
+        ],
+    )
+    suggestion(e2, [("96413", 1, ()), ("96415", 1, ()), ("J1745", 30, ("JZ",))])
+    SuggestedLine.objects.filter(suggestion__encounter=e1, code="96365").update(accepted_by=nora, accepted_at=at(6, 9))
+
+    # The other clinic: none of this may show in Riverside's reports.
+    po = PatientFactory(clinic=other_clinic, mrn="HILL-0001", given_name="Zed", family_name="Zulu")
+    eo = EncounterFactory(patient=po, date_of_service=dt.date(2025, 6, 3), status="signed", signed_by=olga, signed_at=at(5, 12, tz=LA))
+    ao = infusion(eo, infliximab, at(3, 9, tz=LA), 17, recorded_by=olga, label="hill", dose=Decimal(100))
+    vials(ao, lot="H9", count=3, size=100, waste=0)
+    DocumentationFlag.objects.create(encounter=eo, administration=ao, kind=FlagKind.DOSE_MISSING, message="dose", created_at=at(3, 12, tz=LA))
+    suggestion(eo, [("96413", 1, ()), ("J1745", 10, ())])
+    site = AccessSiteFactory(encounter=eo, label="Z")
+    return {"nora": nora, "nina": nina, "olga": olga, "patients": (p1, p2, p3), "other_patient": po, "encounters": (e1, e2, e3), "other_encounter": eo, "other_site": site}
+
+
+def more_rows(clinic, n: int, *, day: int = 4):
+    """`n` more encounters on 2025-06-`day`, each signed on time with a
+    31-minute hydration, an infliximab line, a flag, a not-billed item and an
+    audit row: more rows in every table, for the query budgets."""
+    from audit.models import AuditEvent
+
+    nurse = UserFactory(username=f"bulk{n}", roles=["nurse"], clinics=[clinic])
+    saline = DrugFactory(name="sodium chloride 0.9%", hcpcs="J7050", billing_unit_value=Decimal(250), billing_unit_unit="mL", admin_family=AdminFamily.HYDRATION)
+    drug = DrugFactory(name="infliximab", hcpcs="J1745")
+    for i in range(n):
+        patient = PatientFactory(clinic=clinic, mrn=f"BULK-{n}-{i:04d}", given_name=f"Given{i}", family_name=f"Bulk{n}")
+        e = EncounterFactory(patient=patient, date_of_service=dt.date(2025, 6, day), status="signed", signed_by=nurse, signed_at=at(day, 15))
+        a = infusion(e, saline, at(day, 9, i % 60), 31 + i % 3, recorded_by=nurse, label=f"b{i}", purpose=Purpose.HYDRATION)
+        d = infusion(e, drug, at(day, 11), 60, recorded_by=nurse, label=f"d{i}", dose=Decimal(200))
+        vials(d, lot=f"L{i % 4}", count=2, size=100, waste=0)
+        DocumentationFlag.objects.create(encounter=e, administration=a, kind=FlagKind.LATE_ENTRY, message="late", created_at=at(day, 10))
+        suggestion(e, [(f"9636{i % 3}", 1, ()), ("J1745", 20 + i % 2, ("JZ",))], not_billed=[{"description": "supplies", "administrations": [], "rules": [f"R4{i % 2}"], "reason": "x"}])
+        AuditEvent.objects.create(actor=nurse, action="charting.encounter.viewed", object_type="charting.encounter", object_id=str(e.pk), patient_id=patient.pk, remote_addr="10.1.2.3")
+    AuditEvent.objects.filter(actor=nurse).update(at=at(day, 12))
