@@ -1,0 +1,82 @@
+"""Pinned query budgets of every nurse request (issue #9): the same number of
+queries whether the encounter holds 1 or 30 administrations (and sites), for
+the pages and for every htmx partial a tap returns.
+
+Each request is measured on a fresh drug in an encounter of 1, then of 30
+administrations; the two counts must be equal (no query per row) and stay
+within the budget written here, so a new query is a deliberate change.
+"""
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from charting.models import Administration
+from tests.factories import AccessSiteFactory, AdministrationFactory, DrugFactory, EncounterFactory, PatientFactory, chart_vials
+
+pytestmark = pytest.mark.django_db
+HTMX = {"HTTP_HX_REQUEST": "true"}
+T0 = dt.datetime(2026, 3, 10, 14, 0, tzinfo=dt.UTC)
+VIALS = {"ndc": "57894-030-01", "lot": "LOT9", "expiry": "2027-01-31", "container_type": "single_dose", "size_value": "100", "size_unit": "mg", "count": "5"}
+
+
+def _fill(encounter, n):
+    """`n` administrations already given (stopped, vials, a pause) on `n` sites."""
+    for i in range(n):
+        site = AccessSiteFactory(encounter=encounter, label=f"F{i}")
+        adm = AdministrationFactory(encounter=encounter, access_site=site, drug=DrugFactory(name=f"filler {i}"),
+                                    started_at=T0, stopped_at=T0 + dt.timedelta(minutes=90))
+        adm.pauses.create(paused_at=T0 + dt.timedelta(minutes=10), resumed_at=T0 + dt.timedelta(minutes=15), reason="x")
+        chart_vials(adm)
+
+
+def _subject(encounter, state):
+    """The drug the request acts on, in the state the action needs."""
+    kwargs = {"not_started": {}, "running": {"started_at": T0}, "paused": {"started_at": T0}, "stopped": {"started_at": T0, "stopped_at": T0 + dt.timedelta(minutes=60)}}[state]
+    adm = AdministrationFactory(encounter=encounter, drug=DrugFactory(name="infliximab subject"), **kwargs)
+    if state == "paused":
+        adm.pauses.create(paused_at=T0 + dt.timedelta(minutes=5), reason="reaction")
+    if state == "stopped":
+        Administration.objects.filter(pk=adm.pk).update(container_type="single_dose")
+        adm.vial_uses.create(ndc="57894-030-01", lot="LOT1", size_value=Decimal("100"), size_unit="mg", count=5)
+    return adm
+
+
+# name, state of the drug, url name, POST data (None = GET of the page), budget
+REQUESTS = [
+    ("encounter page", "not_started", "encounter", None, 14),
+    ("start", "not_started", "start_administration", {}, 15),
+    ("pause", "running", "pause_administration", {"reason": "reaction"}, 16),
+    ("resume", "paused", "resume_administration", {}, 16),
+    ("stop", "running", "stop_administration", {}, 17),
+    ("correct a time", "stopped", "correct_time", {"target": "started_at", "new_value": "2026-03-10T09:58", "reason": "pump clock"}, 22),
+    ("vials", "stopped", "record_vials", VIALS, 17),
+    ("waste", "stopped", "confirm_waste", {"none": "on", "wasted_unit": "mg"}, 16),
+]
+
+
+def _count(client, encounter, state, name, data) -> int:
+    adm = _subject(encounter, state)
+    target = encounter if name == "encounter" else adm
+    path = reverse(f"charting:{name}", kwargs={"pk": target.pk})
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(path) if data is None else client.post(path, data, **HTMX)
+    assert response.status_code == 200, (name, response.status_code, response.content[:300])
+    body = response.content.decode()
+    assert "error" not in body.lower() or name == "encounter", (name, body[:500])
+    return len(queries)
+
+
+@pytest.mark.parametrize(("label", "state", "name", "data", "budget"), REQUESTS, ids=[r[0] for r in REQUESTS])
+def test_query_count_is_the_same_with_1_and_30_administrations(nurse_client, clinic, label, state, name, data, budget):
+    small = EncounterFactory(patient=PatientFactory(clinic=clinic), date_of_service=dt.date(2026, 3, 10))
+    large = EncounterFactory(patient=PatientFactory(clinic=clinic), date_of_service=dt.date(2026, 3, 10))
+    _fill(large, 29)
+    one = _count(nurse_client, small, state, name, data)
+    many = _count(nurse_client, large, state, name, data)
+    assert one == many, f"{label}: {one} queries with 1 administration, {many} with 30"
+    assert many <= budget, f"{label}: {many} queries, budget {budget}"
