@@ -422,6 +422,9 @@ class EncounterReview(models.Model):
     returned_after_amendment = models.BooleanField(default=False)
     finalised_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     finalised_at = models.DateTimeField(null=True, blank=True)
+    finalised_suggestion = models.ForeignKey(
+        Suggestion, null=True, blank=True, on_delete=models.PROTECT, related_name="+", help_text="The suggestion whose final lines were locked (what exports read)."
+    )
     version = models.PositiveIntegerField(default=0)
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     updated_at = models.DateTimeField(null=True, blank=True)
@@ -430,7 +433,7 @@ class EncounterReview(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(status__in=ReviewStatus.values), name="encounter_review_status_valid", violation_error_message="Unknown review status."),
             models.CheckConstraint(
-                condition=~Q(status=ReviewStatus.FINAL) | Q(finalised_by__isnull=False, finalised_at__isnull=False),
+                condition=~Q(status=ReviewStatus.FINAL) | Q(finalised_by__isnull=False, finalised_at__isnull=False, finalised_suggestion__isnull=False),
                 name="encounter_review_final_has_finaliser",
                 violation_error_message="A final encounter records who finalised it and when.",
             ),

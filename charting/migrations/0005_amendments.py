@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('charting', '0004_documentation_flags'),
-        ('coding', '0007_review_override_query_export'),
+        ('coding', '0008_seed_override_reasons'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -25,6 +25,7 @@ class Migration(migrations.Migration):
                 ('updated_at', models.DateTimeField(blank=True, null=True)),
                 ('encounter', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='review', to='charting.encounter')),
                 ('finalised_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ('finalised_suggestion', models.ForeignKey(blank=True, help_text='The suggestion whose final lines were locked (what exports read).', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='coding.suggestion')),
                 ('updated_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
             ],
         ),
@@ -115,7 +116,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='encounterreview',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status', 'final'), _negated=True), models.Q(('finalised_at__isnull', False), ('finalised_by__isnull', False)), _connector='OR'), name='encounter_review_final_has_finaliser', violation_error_message='A final encounter records who finalised it and when.'),
+            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status', 'final'), _negated=True), models.Q(('finalised_at__isnull', False), ('finalised_by__isnull', False), ('finalised_suggestion__isnull', False)), _connector='OR'), name='encounter_review_final_has_finaliser', violation_error_message='A final encounter records who finalised it and when.'),
         ),
         migrations.AddConstraint(
             model_name='exportlog',
