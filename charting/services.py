@@ -688,7 +688,7 @@ def _amendment_json(value: Any, clinic: Clinic) -> Any:
         # With the clinic's offset: the instant, and the wall clock the nurse saw.
         return value.astimezone(clinic.tz).isoformat()
     if isinstance(value, Decimal):
-        return str(value.normalize()) if value == value.to_integral() else str(value)
+        return f"{value.normalize():f}"  # 100.000 -> "100", 0.500 -> "0.5"
     return value
 
 
