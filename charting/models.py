@@ -124,6 +124,7 @@ class EncounterQuerySet(models.QuerySet):
                     "vial_uses",
                     models.Prefetch("time_corrections", queryset=TimeCorrection.objects.select_related("corrected_by")),
                     models.Prefetch("flags", queryset=DocumentationFlag.objects.filter(resolved_at__isnull=True), to_attr="open_flags"),
+                    models.Prefetch("amendments", queryset=Amendment.objects.select_related("author", "reason")),
                 ),
             ),
         )
@@ -323,6 +324,7 @@ class AdministrationQuerySet(models.QuerySet):
             "vial_uses",
             models.Prefetch("time_corrections", queryset=TimeCorrection.objects.select_related("corrected_by")),
             models.Prefetch("flags", queryset=DocumentationFlag.objects.filter(resolved_at__isnull=True), to_attr="open_flags"),
+            models.Prefetch("amendments", queryset=Amendment.objects.select_related("author", "reason")),
         )
 
 

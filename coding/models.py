@@ -11,7 +11,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, Subquery, Value
+from django.db.models.functions import Coalesce
 
 from charting.models import Encounter
 from coding.engine import PayerPolicy
@@ -356,23 +357,63 @@ def encounters_for_coder(user) -> models.QuerySet[Encounter]:
 
 def review_queue(user) -> models.QuerySet[Encounter]:
     """The coder's queue: signed encounters, oldest first, with counts of the
-    current suggestion's lines (`line_count`, `accepted_count`) and
-    `has_suggestion` (False while the coding task hasn't run yet).
+    current suggestion's lines (`line_count`, `accepted_count`),
+    `has_suggestion` (False while the coding task hasn't run yet), the review
+    status (`review_status`, "new" without a review row), `returned` (amended
+    after finalisation) and `open_query_count`.
 
-    One query: encounter JOIN patient JOIN clinic, LEFT JOIN suggestions and
-    their lines grouped per encounter, plus an EXISTS for the current suggestion.
+    One query: encounter JOIN patient JOIN clinic LEFT JOIN review, LEFT JOIN
+    suggestions and their lines grouped per encounter, plus correlated
+    subqueries for the current suggestion and open queries.
     """
     current = Q(suggestions__is_current=True)
+    open_queries = (
+        DocumentationQuery.objects.filter(encounter=OuterRef("pk"), status=QueryStatus.OPEN).values("encounter").annotate(n=Count("pk")).values("n")
+    )
     return (
-        encounters_for_coder(user)
+        with_review_status(encounters_for_coder(user))
         .select_related("patient", "clinic")
         .annotate(
             line_count=Count("suggestions__lines", filter=current),
             accepted_count=Count("suggestions__lines", filter=current & Q(suggestions__lines__accepted_at__isnull=False)),
             has_suggestion=Exists(Suggestion.objects.filter(encounter=OuterRef("pk"), is_current=True)),
+            open_query_count=Coalesce(Subquery(open_queries), 0),
         )
         .order_by("date_of_service", "signed_at", "pk")
     )
+
+
+def with_review_status(encounters: models.QuerySet[Encounter]) -> models.QuerySet[Encounter]:
+    """`review_status` (new without a review row) and `returned` (amended after finalisation)."""
+    return encounters.annotate(
+        review_status=Coalesce(F("review__status"), Value(ReviewStatus.NEW)),
+        returned=Coalesce(F("review__returned_after_amendment"), Value(False)),
+    )
+
+
+def filter_queue(encounters: models.QuerySet[Encounter], filters: dict[str, Any]) -> models.QuerySet[Encounter]:
+    """Apply the queue's filters (QueueFilterForm.filters(): clinic, date_from,
+    date_to, payer, flags="open"; `status` is applied by the caller, after the
+    per-status counts) to a queryset annotated by `with_review_status`."""
+    if "clinic" in filters:
+        encounters = encounters.filter(clinic=filters["clinic"])
+    if "date_from" in filters:
+        encounters = encounters.filter(date_of_service__gte=filters["date_from"])
+    if "date_to" in filters:
+        encounters = encounters.filter(date_of_service__lte=filters["date_to"])
+    if "payer" in filters:
+        encounters = encounters.filter(payer=filters["payer"])
+    if filters.get("flags") == "open":
+        encounters = encounters.with_open_flags()
+    return encounters
+
+
+def status_counts(user, filters: dict[str, Any]) -> dict[str, int]:
+    """Encounters per review status under the other filters (one query), every status present."""
+    rows = filter_queue(with_review_status(encounters_for_coder(user)), filters).order_by().values("review_status").annotate(n=Count("pk"))
+    counts = dict.fromkeys(ReviewStatus.values, 0)
+    counts.update({row["review_status"]: row["n"] for row in rows})
+    return counts
 
 
 # --- the coder's review (issue 4) ------------------------------------------------
