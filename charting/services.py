@@ -730,7 +730,7 @@ def amend_administration(
     value = _parse_amended_value(locked, field, new_value)
     old = getattr(locked, field)
     if value == old:
-        raise ChartingError(f"The {AmendableField(field).label} is already {_amendment_json(old, encounter.clinic) or 'empty'}: nothing to amend.", field="new_value")
+        raise ChartingError(f"The {AmendableField(field).label} is already {Amendment._display(_amendment_json(old, encounter.clinic))}: nothing to amend.", field="new_value")
     if field == AmendableField.ROUTE and value in ROUTES_NEEDING_SITE and locked.access_site_id is None:
         raise ChartingError("This route needs an access site: amend the access site first.", field="new_value")
     if field == AmendableField.ACCESS_SITE and value is None and locked.route in ROUTES_NEEDING_SITE:

@@ -5,7 +5,7 @@
 document.addEventListener("htmx:afterRequest", function (event) {
   var version = event.detail.xhr && event.detail.xhr.getResponseHeader("X-Review-Version");
   if (!version) return;
-  document.querySelectorAll('input[name="version"]').forEach(function (input) {
+  document.querySelectorAll('input[name="version"], input[name$="-version"]').forEach(function (input) {
     input.value = version;
   });
 });
