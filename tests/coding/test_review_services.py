@@ -250,3 +250,18 @@ def test_an_answer_whose_amendment_is_refused_saves_nothing(coded, coder, nurse)
     assert query.status == "open" and not Amendment.objects.exists()
     with pytest.raises(CodingError, match="Write an answer"):
         services.answer_query(query, answer="  ", actor=nurse)
+
+
+def test_admin_edits_the_override_reasons_and_reads_the_decisions(client, admin, coded, coder):
+    from django.urls import reverse
+
+    _, _, lines = coded
+    services.change_line(lines["96365"], code="96365", units=2, modifiers="", reason="units_miscounted", actor=coder, version=None)
+    client.force_login(admin)
+    reason = OverrideReason.objects.get(code="other")
+    response = client.post(reverse("admin:coding_overridereason_change", args=[reason.pk]), {"label": "Something else (say what)", "is_active": "", "position": "99"})
+    assert response.status_code == 302
+    reason.refresh_from_db()
+    assert (reason.label, reason.is_active, reason.code) == ("Something else (say what)", False, "other")
+    assert client.get(reverse("admin:coding_finalline_changelist")).status_code == 200
+    assert client.post(reverse("admin:coding_overridereason_delete", args=[reason.pk]), {"post": "yes"}).status_code == 403
