@@ -405,10 +405,12 @@ def _decide(review: EncounterReview, line: SuggestedLine | None, *, action: str,
     record(
         f"coding.line.{PAST[action]}",
         actor=actor,
-        obj=final,
+        # The suggested line acted on (an added line has none: the decision itself).
+        obj=line if line is not None else final,
         patient_id=encounter.patient_id,
         detail={
             "encounter": str(encounter.pk),
+            "final_line": final.pk,
             "suggested": _line_summary(line) if line is not None else None,
             "final": _line_summary(final) if action != FinalAction.DELETE else None,
             "reason": reason.code if reason else None,

@@ -32,7 +32,7 @@ def _wait_for_new_suggestion(encounter, old_pk, seconds=45):
     pytest.fail(f"the encounter was not re-coded within {seconds} s")
 
 
-def test_coder_overrides_and_queries_nurse_amends_coder_sees_diff_finalises_and_exports(live_server, page_factory, celery_worker_process, make_encounter, nurse, coder):
+def test_coder_overrides_and_queries_nurse_amends_coder_sees_diff_finalises_and_exports(live_server, page_factory, celery_worker_process, review_reasons, make_encounter, nurse, coder):
     encounter = make_encounter(2)  # 96365 + 96367, 60 minutes each
     first = services.suggest_for_encounter(encounter.pk)
     make_encounter(1, signed=False)
