@@ -7,7 +7,21 @@ charting rows are read-only here; the drug catalog and clinics are edited.
 from django.contrib import admin
 from django.utils import timezone
 
-from .models import AccessSite, Administration, Clinic, DocumentationFlag, Drug, Encounter, OtherService, Patient, Pause, SweepRun, TimeCorrection
+from .models import (
+    AccessSite,
+    Administration,
+    Amendment,
+    AmendmentReason,
+    Clinic,
+    DocumentationFlag,
+    Drug,
+    Encounter,
+    OtherService,
+    Patient,
+    Pause,
+    SweepRun,
+    TimeCorrection,
+)
 
 
 @admin.register(Clinic)
@@ -117,3 +131,25 @@ class DocumentationFlagAdmin(ReadOnlyAdmin):
 class SweepRunAdmin(ReadOnlyAdmin):
     list_display = ["started_at", "period_start", "opened", "resolved", "still_open", "finished_at"]
     ordering = ["-started_at"]
+
+
+@admin.register(AmendmentReason)
+class AmendmentReasonAdmin(admin.ModelAdmin):
+    """The maintained list of amendment reasons: edited here, retired by
+    unticking "active" (amendments keep pointing at it: no delete)."""
+
+    list_display = ["label", "code", "is_active", "position"]
+    list_editable = ["is_active", "position"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["code"] if obj is not None else []
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Amendment)
+class AmendmentAdmin(ReadOnlyAdmin):
+    list_display = ["recorded_at", "encounter", "administration", "field", "old_value", "new_value", "reason", "author"]
+    list_filter = ["field", "reason"]
+    list_select_related = ["encounter__patient", "administration__drug", "reason", "author"]

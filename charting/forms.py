@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from django import forms
 
-from .models import AccessSite, AdminFamily, Administration, ContainerType, DoseUnit, Drug, Patient, Purpose, Route, Setting
+from .models import AccessSite, AdminFamily, Administration, AmendableField, AmendmentReason, ContainerType, DoseUnit, Drug, Patient, Purpose, Route, Setting
 
 LOCAL_INPUT = "%Y-%m-%dT%H:%M"
 
@@ -166,4 +166,61 @@ class WasteForm(forms.Form):
             data["wasted_value"] = Decimal(0)
         elif data.get("wasted_value") is None and "wasted_value" not in self.errors:
             self.add_error("wasted_value", "Give the amount wasted, or tick “none wasted”.")
+        return data
+
+
+class AmendForm(forms.Form):
+    """An amendment of one field of a signed administration: the value as
+    typed (services.amend_administration parses it per field), a reason from
+    the maintained list and an optional note."""
+
+    field = forms.ChoiceField(choices=[("", "— field —"), *AmendableField.choices], error_messages={"required": "Pick the field to amend."})
+    new_value = forms.CharField(label="New value", max_length=100, help_text="Dose: a number · unit/purpose/route: as listed · site: its label · times: YYYY-MM-DD HH:MM.")
+    reason = forms.ModelChoiceField(
+        queryset=AmendmentReason.objects.filter(is_active=True),
+        empty_label="— pick a reason —",
+        error_messages={"required": "A reason is required.", "invalid_choice": "Pick a reason from the list."},
+    )
+    reason_text = forms.CharField(label="Note", required=False, max_length=2000)
+
+    def __init__(self, *args, administration: Administration | None = None, **kwargs):
+        kwargs.setdefault("prefix", f"amend-{administration.pk}" if administration is not None else "amend")
+        super().__init__(*args, **kwargs)
+        _testids(self, "amend")
+
+
+class AnswerForm(forms.Form):
+    """The nurse's answer to a coder's query (`query` = its id), with an
+    optional amendment of one administration of the encounter."""
+
+    query = forms.IntegerField(widget=forms.HiddenInput)
+    answer = forms.CharField(max_length=2000, widget=forms.Textarea(attrs={"rows": 2}), error_messages={"required": "Write an answer for the coder."})
+    administration = forms.ModelChoiceField(queryset=Administration.objects.none(), required=False, empty_label="No amendment", label="Amend")
+    field = forms.ChoiceField(choices=[("", "—"), *AmendableField.choices], required=False)
+    new_value = forms.CharField(label="New value", max_length=100, required=False)
+    reason = forms.ModelChoiceField(queryset=AmendmentReason.objects.filter(is_active=True), required=False, empty_label="— reason —")
+    reason_text = forms.CharField(label="Note", required=False, max_length=2000)
+
+    def __init__(self, *args, encounter, **kwargs):
+        kwargs.setdefault("prefix", "answer")
+        super().__init__(*args, **kwargs)
+        self.fields["administration"].queryset = Administration.objects.filter(encounter=encounter).select_related("drug")
+        self.fields["administration"].label_from_instance = lambda adm: f"{adm.label}: {adm.drug.name}"
+        _testids(self, "answer")
+
+    def amendment(self) -> dict | None:
+        """The amendment's arguments (for coding.services.answer_query), or None."""
+        data = self.cleaned_data
+        if not data.get("administration") and not data.get("field"):
+            return None
+        return {"adm": data.get("administration"), "field": data.get("field"), "new_value": data.get("new_value", ""), "reason": data.get("reason"), "reason_text": data.get("reason_text", "")}
+
+    def clean(self):
+        data = super().clean()
+        if data.get("field") and not data.get("administration"):
+            self.add_error("administration", "Pick the drug to amend.")
+        if data.get("administration") and not data.get("field"):
+            self.add_error("field", "Pick the field to amend.")
+        if (data.get("administration") or data.get("field")) and not data.get("reason"):
+            self.add_error("reason", "A reason is required.")
         return data

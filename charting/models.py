@@ -124,6 +124,7 @@ class EncounterQuerySet(models.QuerySet):
                     "vial_uses",
                     models.Prefetch("time_corrections", queryset=TimeCorrection.objects.select_related("corrected_by")),
                     models.Prefetch("flags", queryset=DocumentationFlag.objects.filter(resolved_at__isnull=True), to_attr="open_flags"),
+                    models.Prefetch("amendments", queryset=Amendment.objects.select_related("author", "reason")),
                 ),
             ),
         )
@@ -323,6 +324,7 @@ class AdministrationQuerySet(models.QuerySet):
             "vial_uses",
             models.Prefetch("time_corrections", queryset=TimeCorrection.objects.select_related("corrected_by")),
             models.Prefetch("flags", queryset=DocumentationFlag.objects.filter(resolved_at__isnull=True), to_attr="open_flags"),
+            models.Prefetch("amendments", queryset=Amendment.objects.select_related("author", "reason")),
         )
 
 
@@ -708,3 +710,88 @@ class SweepRun(models.Model):
     def __str__(self) -> str:
         return f"sweep {self.started_at:%Y-%m-%d %H:%M} opened={self.opened} resolved={self.resolved} open={self.still_open}"
 
+
+
+class AmendmentReason(models.Model):
+    """Why signed documentation was amended: a maintained list (seeded by
+    migration, edited by admins). A retired reason is made inactive, not deleted."""
+
+    code = models.CharField(max_length=40, unique=True)
+    label = models.CharField(max_length=200)
+    is_active = models.BooleanField(default=True)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "label"]
+        constraints = [
+            models.CheckConstraint(condition=Q(code__regex=r"^[a-z0-9_]+$"), name="amendment_reason_code_slug", violation_error_message="A reason code is lower-case letters, digits and _."),
+        ]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class AmendableField(models.TextChoices):
+    """Clinical fields of an administration a nurse may amend once signed."""
+
+    DOSE_VALUE = "dose_value", "dose"
+    DOSE_UNIT = "dose_unit", "dose unit"
+    PURPOSE = "purpose", "purpose / indication"
+    ROUTE = "route", "route"
+    ACCESS_SITE = "access_site", "access site"
+    STARTED_AT = "started_at", "start time"
+    STOPPED_AT = "stopped_at", "stop time"
+
+
+class Amendment(models.Model):
+    """A change to signed documentation (REC-2): the original value is kept
+    here, with the new one, the author, the server time and a reason from the
+    maintained list (plus optional free text). The administration row holds the
+    effective value; the chart shows it marked "amended" with the original.
+
+    `old_value`/`new_value` are JSON: decimals and datetimes as ISO strings,
+    an access site as {"id", "label"}. `query` links the coder's
+    DocumentationQuery the amendment answers, when there is one.
+    """
+
+    encounter = models.ForeignKey(Encounter, on_delete=models.PROTECT, related_name="amendments")
+    administration = models.ForeignKey(Administration, null=True, blank=True, on_delete=models.PROTECT, related_name="amendments")
+    field = models.CharField(max_length=20, choices=AmendableField.choices)
+    old_value = models.JSONField(null=True, blank=True)
+    new_value = models.JSONField(null=True, blank=True)
+    reason = models.ForeignKey(AmendmentReason, on_delete=models.PROTECT, related_name="amendments")
+    reason_text = models.TextField(blank=True)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField(auto_now_add=True, help_text="Server time.")
+    query = models.ForeignKey("coding.DocumentationQuery", null=True, blank=True, on_delete=models.PROTECT, related_name="amendments")
+
+    class Meta:
+        ordering = ["recorded_at", "pk"]
+        constraints = [
+            models.CheckConstraint(condition=Q(field__in=AmendableField.values), name="amendment_field_valid", violation_error_message="This field cannot be amended."),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_field_display()}: {self.display_old} → {self.display_new}"
+
+    @staticmethod
+    def _display(value) -> str:
+        if value is None or value == "":
+            return "none"
+        if isinstance(value, dict):
+            return str(value.get("label") or value.get("id"))
+        if isinstance(value, str) and "T" in value:
+            # Times are stored with the clinic's offset: show its wall clock.
+            try:
+                return dt.datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M")
+            except ValueError:
+                pass
+        return str(value)
+
+    @property
+    def display_old(self) -> str:
+        return self._display(self.old_value)
+
+    @property
+    def display_new(self) -> str:
+        return self._display(self.new_value)

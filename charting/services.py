@@ -41,6 +41,9 @@ from .models import (
     ROUTES_NEEDING_SITE,
     AccessSite,
     Administration,
+    AmendableField,
+    Amendment,
+    AmendmentReason,
     Clinic,
     ContainerType,
     DocumentationFlag,
@@ -49,6 +52,8 @@ from .models import (
     Encounter,
     Patient,
     Pause,
+    Purpose,
+    Route,
     SweepRun,
     TimeCorrection,
     VialUse,
@@ -624,6 +629,154 @@ def sign_encounter(encounter: Encounter, *, actor: Any, confirmed: str = "") -> 
     encounter_id = str(locked.pk)
     transaction.on_commit(lambda: _enqueue_suggestion(encounter_id))
     return locked
+
+
+# --- amendments of signed documentation (REC-2) ------------------------------------
+
+
+def _parse_amended_value(adm: Administration, field: str, raw: Any) -> Any:
+    """The new value of `field` from what the nurse typed (or a Python value):
+    dose a positive decimal, units/purpose/route one of their choices, access
+    site a label of this encounter's sites ("" for none), times local to the
+    clinic ("YYYY-MM-DDTHH:MM") or aware datetimes."""
+    clinic = adm.encounter.clinic
+    text = raw.strip() if isinstance(raw, str) else raw
+    if field == AmendableField.DOSE_VALUE:
+        try:
+            value = Decimal(str(text))
+        except (ArithmeticError, ValueError):
+            raise ChartingError("The dose is a number, e.g. 500 or 0.5.", field="new_value") from None
+        if not value.is_finite() or not (MIN_DOSE <= value <= MAX_DOSE):
+            raise ChartingError(f"The dose must be between {MIN_DOSE} and {MAX_DOSE}.", field="new_value")
+        return value.quantize(Decimal("0.001"))
+    choices = {AmendableField.DOSE_UNIT: DoseUnit, AmendableField.PURPOSE: Purpose, AmendableField.ROUTE: Route}
+    if field in choices:
+        if text not in choices[field].values:
+            names = ", ".join(choices[field].values)
+            raise ChartingError(f"Pick one of: {names}.", field="new_value")
+        return text
+    if field == AmendableField.ACCESS_SITE:
+        if not text:
+            return None
+        site = AccessSite.objects.filter(encounter=adm.encounter, label__iexact=str(text)).first()
+        if site is None:
+            raise ChartingError(f"This encounter has no access site {text!r}: give the site's label (A, B, ...).", field="new_value")
+        return site
+    if field in (AmendableField.STARTED_AT, AmendableField.STOPPED_AT):
+        if isinstance(text, str):
+            try:
+                value = dt.datetime.fromisoformat(text)
+            except ValueError:
+                raise ChartingError("Give the time as YYYY-MM-DD HH:MM (the clinic's time).", field="new_value") from None
+        else:
+            value = text
+        if not isinstance(value, dt.datetime):
+            raise ChartingError("Give the time as YYYY-MM-DD HH:MM (the clinic's time).", field="new_value")
+        if timezone.is_naive(value):
+            value = timezone.make_aware(value, clinic.tz)
+        if value > timezone.now():
+            raise ChartingError(f"{local_hhmm(value, clinic)} is in the future.", field="new_value")
+        return value
+    raise ChartingError("This field cannot be amended.", field="field")
+
+
+def _amendment_json(value: Any, clinic: Clinic) -> Any:
+    if isinstance(value, AccessSite):
+        return {"id": value.pk, "label": value.label}
+    if isinstance(value, dt.datetime):
+        # With the clinic's offset: the instant, and the wall clock the nurse saw.
+        return value.astimezone(clinic.tz).isoformat()
+    if isinstance(value, Decimal):
+        return f"{value.normalize():f}"  # 100.000 -> "100", 0.500 -> "0.5"
+    return value
+
+
+@transaction.atomic
+def amend_administration(
+    adm: Administration, *, field: str, new_value: Any, reason: AmendmentReason | str | None, reason_text: str = "", actor: Any, query: Any = None
+) -> Amendment:
+    """Amend one clinical field of an administration on a SIGNED encounter
+    (dose, dose unit, purpose, route, access site, start or stop time): the
+    only code path that changes them once signed (REC-1, REC-2).
+
+    The original value stays in the Amendment row (with the new one, the
+    author, the server time, the reason from the maintained list and the
+    optional free text, and the coder's DocumentationQuery it answers, if
+    any). Inside the transaction, before the UPDATE, the amendment's id is set
+    as the transaction-local `chairside.amendment` setting, which the database
+    trigger on signed administrations requires. A final coder review goes back
+    to the queue ("returned after amendment"), and after commit the encounter
+    is re-coded (suggest_for_encounter_task).
+
+    Raises ChartingError(field=...) for a draft encounter, a missing reason
+    ("A reason is required."), a value that does not parse or breaks the
+    timeline, or no change.
+    """
+    encounter = Encounter.objects.select_for_update(of=("self",)).select_related("clinic").get(pk=adm.encounter_id)
+    if not encounter.is_signed:
+        raise ChartingError("This encounter is not signed yet: change the chart directly, no amendment needed.")
+    locked = Administration.objects.select_for_update(of=("self",)).select_related("drug", "access_site").get(pk=adm.pk)
+    locked.encounter = encounter
+    if field not in AmendableField.values:
+        raise ChartingError("This field cannot be amended.", field="field")
+    reason_text = (reason_text or "").strip()
+    if isinstance(reason, str):
+        reason = AmendmentReason.objects.filter(code=reason, is_active=True).first() if reason else None
+    if reason is None:
+        raise ChartingError("A reason is required.", field="reason")
+    if reason.code == "other" and not reason_text:
+        raise ChartingError("Say why in the note: the reason is “Other”.", field="reason_text")
+    value = _parse_amended_value(locked, field, new_value)
+    old = getattr(locked, field)
+    if value == old:
+        raise ChartingError(f"The {AmendableField(field).label} is already {Amendment._display(_amendment_json(old, encounter.clinic))}: nothing to amend.", field="new_value")
+    if field == AmendableField.ROUTE and value in ROUTES_NEEDING_SITE and locked.access_site_id is None:
+        raise ChartingError("This route needs an access site: amend the access site first.", field="new_value")
+    if field == AmendableField.ACCESS_SITE and value is None and locked.route in ROUTES_NEEDING_SITE:
+        raise ChartingError(f"{locked.get_route_display()} needs an access site.", field="new_value")
+    if field in (AmendableField.STARTED_AT, AmendableField.STOPPED_AT):
+        started = value if field == AmendableField.STARTED_AT else locked.started_at
+        stopped = value if field == AmendableField.STOPPED_AT else locked.stopped_at
+        pauses = [(p.paused_at, p.resumed_at) for p in Pause.objects.filter(administration=locked)]
+        _check_times(locked, started, stopped, pauses, "new_value")
+
+    amendment = Amendment.objects.create(
+        encounter=encounter,
+        administration=locked,
+        field=field,
+        old_value=_amendment_json(old, encounter.clinic),
+        new_value=_amendment_json(value, encounter.clinic),
+        reason=reason,
+        reason_text=reason_text,
+        author=actor,
+        query=query,
+    )
+    if connection.vendor == "postgresql":
+        # Transaction-local (is_local = true): the trigger on signed
+        # administrations lets exactly this transaction's UPDATE through.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('chairside.amendment', %s, true)", [str(amendment.pk)])
+    setattr(locked, field, value)
+    locked.save(update_fields=["access_site" if field == AmendableField.ACCESS_SITE else field])
+    _audit(
+        "charting.administration.amended",
+        locked,
+        encounter,
+        actor,
+        amendment_id=amendment.pk,
+        field=field,
+        old_value=amendment.old_value,
+        new_value=amendment.new_value,
+        reason=reason.code,
+        reason_text=reason_text,
+        query_id=query.pk if query is not None else None,
+    )
+    from coding.services import documentation_amended  # coding imports charting, not the reverse at load time
+
+    documentation_amended(encounter, amendment=amendment)
+    encounter_id = str(encounter.pk)
+    transaction.on_commit(lambda: _enqueue_suggestion(encounter_id))
+    return amendment
 
 
 # --- the flag sweep --------------------------------------------------------------

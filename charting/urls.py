@@ -11,6 +11,7 @@ urlpatterns = [
     path("encounters/<uuid:pk>/access-sites/", views.add_access_site, name="add_access_site"),
     path("encounters/<uuid:pk>/administrations/", views.add_administration, name="add_administration"),
     path("encounters/<uuid:pk>/sign/", views.sign_encounter, name="sign_encounter"),
+    path("encounters/<uuid:pk>/answer/", views.answer_query, name="answer_query"),
     path("administrations/<uuid:pk>/start/", views.administration_action, {"action": "start"}, name="start_administration"),
     path("administrations/<uuid:pk>/pause/", views.pause_administration, name="pause_administration"),
     path("administrations/<uuid:pk>/resume/", views.administration_action, {"action": "resume"}, name="resume_administration"),
@@ -19,4 +20,5 @@ urlpatterns = [
     path("administrations/<uuid:pk>/vials/", views.record_vials, name="record_vials"),
     path("administrations/<uuid:pk>/waste/", views.confirm_waste, name="confirm_waste"),
     path("administrations/<uuid:pk>/vials/remove/", views.remove_vials, name="remove_vials"),
+    path("administrations/<uuid:pk>/amend/", views.amend_administration, name="amend_administration"),
 ]

@@ -21,8 +21,8 @@ from audit.services import record
 from infusion_site.roles import NURSE, role_required
 
 from . import checks, services
-from .forms import AccessSiteForm, AdministrationForm, CorrectTimeForm, OpenEncounterForm, PauseForm, VialForm, WasteForm
-from .models import Administration, Encounter
+from .forms import AccessSiteForm, AdministrationForm, AmendForm, AnswerForm, CorrectTimeForm, OpenEncounterForm, PauseForm, VialForm, WasteForm
+from .models import Administration, AmendableField, AmendmentReason, Encounter
 from .services import ChartingError
 
 PAGE = "charting/encounter.html"
@@ -47,8 +47,11 @@ def _vary(response: HttpResponse) -> HttpResponse:
 @role_required(NURSE)
 def worklist(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
+    from coding.models import DocumentationQuery  # the coder's questions live in the coding app
+
     context = {
         "encounters": Encounter.objects.for_worklist(request.user, now),
+        "open_queries": DocumentationQuery.objects.for_nurse_worklist(request.user)[:50],
         "flagged_earlier": Encounter.objects.with_flags_from_earlier_days(request.user, now)[:50],
         "open_form": OpenEncounterForm(user=request.user),
     }
@@ -97,14 +100,28 @@ def _chart_context(request, encounter: Encounter, **forms) -> dict:
         "site_form": forms.get("site_form") or AccessSiteForm(),
         "administration_form": forms.get("administration_form") or AdministrationForm(encounter=encounter),
         "pause_reasons": PAUSE_REASONS,
+        "queries": (queries := _queries(encounter) if encounter.is_signed else []),
+        "amendment_reasons": list(AmendmentReason.objects.filter(is_active=True)) if any(q.status == "open" for q in queries) else [],
+        "amendable_fields": AmendableField.choices,
+        "answer_form": forms.get("answer_form"),
+        "answer_query_id": forms.get("answer_query_id"),
     }
+
+
+def _queries(encounter: Encounter) -> list:
+    """The coders' queries about this encounter, open first (one query)."""
+    from coding.models import DocumentationQuery
+
+    rows = DocumentationQuery.objects.filter(encounter=encounter).select_related("asked_by", "answered_by", "administration__drug")
+    return sorted(rows, key=lambda q: (q.status != "open", q.asked_at))
 
 
 PAUSE_REASONS = ["Infusion reaction", "Pump alarm", "Patient to restroom", "Line occluded", "Patient request"]
 
 
-def _decorate(adm: Administration, now, correction_form=None, pause_form=None, notice: str = "", vial_form=None, waste_form=None) -> Administration:
+def _decorate(adm: Administration, now, correction_form=None, pause_form=None, notice: str = "", vial_form=None, waste_form=None, amend_form=None) -> Administration:
     adm.minutes = adm.minutes_so_far(now)
+    adm.amend_form = amend_form or AmendForm(administration=adm)
     adm.correction_form = correction_form or CorrectTimeForm(administration=adm)
     adm.pause_form = pause_form or PauseForm()
     adm.vial_form = vial_form or VialForm(administration=adm)
@@ -334,3 +351,57 @@ def sign_encounter(request: HttpRequest, pk) -> HttpResponse:
     else:
         messages.success(request, enc.notice or "Encounter signed. It goes to the coders' queue.")
     return _after_write(request, enc)
+
+
+# --- signed documentation: amendments and the coders' queries -----------------------
+
+
+@require_POST
+@role_required(NURSE)
+def amend_administration(request: HttpRequest, pk) -> HttpResponse:
+    """The drug card's Amend form on a signed encounter: one field, a reason
+    from the list; the original is kept and shown marked "amended"."""
+    adm = _administration_for(request, pk)
+    form = AmendForm(request.POST, administration=adm)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            # A typed time is read in the clinic's zone by the service.
+            services.amend_administration(adm, field=data["field"], new_value=data["new_value"], reason=data["reason"], reason_text=data["reason_text"], actor=request.user)
+            return _administration_response(request, adm.pk, notice="Amended; the original value is kept below. The encounter goes back to coding.")
+        except ChartingError as exc:
+            if exc.field not in form.fields:
+                return _administration_response(request, adm.pk, error=exc.message, status=200 if request.htmx else 400)
+            _fail(form, exc)
+    return _administration_response(request, adm.pk, error="" if request.htmx else _errors(form), amend_form=form)
+
+
+@require_POST
+@role_required(NURSE)
+def answer_query(request: HttpRequest, pk) -> HttpResponse:
+    """Answer a coder's query about this encounter (its id posted as `answer-query`),
+    optionally amending one administration in the same transaction."""
+    from coding import services as coding_services
+    from coding.models import DocumentationQuery
+
+    enc = _encounter_for(request, pk)
+    form = AnswerForm(request.POST, encounter=enc)
+    query_id = request.POST.get("answer-query", "")
+    query = DocumentationQuery.objects.filter(encounter=enc, pk=int(query_id)).first() if query_id.isdigit() and len(query_id) < 18 else None
+    if query is None:
+        messages.error(request, "This query is not one of this encounter's: reload the page.")
+        return _after_write(request, enc)
+    if form.is_valid():
+        try:
+            coding_services.answer_query(query, answer=form.cleaned_data["answer"], actor=request.user, amendment=form.amendment())
+        except (ChartingError, coding_services.CodingError) as exc:
+            field = exc.field if exc.field in form.fields else None
+            if field is None:
+                messages.error(request, str(getattr(exc, "message", exc)))
+                return _after_write(request, enc)
+            form.add_error(field, str(getattr(exc, "message", exc)))
+        else:
+            messages.success(request, "Answer sent to the coder." + (" The amendment is recorded and the encounter is re-coded." if form.amendment() else ""))
+            return _after_write(request, enc)
+    # htmx swaps the queries section out of the page (it does not swap a 400).
+    return _render_page(request, enc, status=200 if request.htmx else 400, answer_form=form, answer_query_id=query.pk)

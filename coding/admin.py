@@ -5,7 +5,7 @@ from django.contrib import admin
 
 from infusion_site.roles import ADMIN, has_role
 
-from .models import Payer, PayerFamilyOverride, SuggestedLine, Suggestion
+from .models import DocumentationQuery, EncounterReview, ExportLog, FinalLine, OverrideReason, Payer, PayerFamilyOverride, SuggestedLine, Suggestion
 
 
 class AdminRoleOnly:
@@ -104,3 +104,62 @@ class SuggestionAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(OverrideReason)
+class OverrideReasonAdmin(AdminRoleOnly, admin.ModelAdmin):
+    """The coders' override reasons: admins add and rename them, and retire
+    one by unticking "active" (final lines keep pointing at it: no delete)."""
+
+    list_display = ("label", "code", "is_active", "position")
+    list_editable = ("is_active", "position")
+    search_fields = ("code", "label")
+
+    def get_readonly_fields(self, request, obj=None):
+        # Reports group by the code: renaming it would split the history.
+        return ("code",) if obj is not None else ()
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ReadOnlyRecordAdmin(AdminRoleOnly, admin.ModelAdmin):
+    """Review records change only through coding.services (locks, versions, audit)."""
+
+    def has_add_permission(self, request, *args):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(EncounterReview)
+class EncounterReviewAdmin(ReadOnlyRecordAdmin):
+    list_display = ("encounter", "status", "returned_after_amendment", "finalised_by", "finalised_at", "version")
+    list_filter = ("status", "returned_after_amendment")
+    list_select_related = ("encounter__patient", "finalised_by")
+
+
+@admin.register(FinalLine)
+class FinalLineAdmin(ReadOnlyRecordAdmin):
+    """Decisions beside the suggestion: the override rate and its reasons."""
+
+    list_display = ("review", "action", "code", "units", "modifiers", "reason", "decided_by", "decided_at", "is_current")
+    list_filter = ("action", "reason", "is_current")
+    list_select_related = ("review__encounter", "reason", "decided_by")
+
+
+@admin.register(DocumentationQuery)
+class DocumentationQueryAdmin(ReadOnlyRecordAdmin):
+    list_display = ("encounter", "status", "asked_by", "asked_at", "answered_by", "answered_at")
+    list_filter = ("status",)
+    list_select_related = ("encounter__patient", "asked_by", "answered_by")
+
+
+@admin.register(ExportLog)
+class ExportLogAdmin(ReadOnlyRecordAdmin):
+    list_display = ("created_at", "requested_by", "source", "format", "date_from", "date_to", "line_count")
+    list_filter = ("source", "format")

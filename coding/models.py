@@ -11,7 +11,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, Subquery, Value
+from django.db.models.functions import Coalesce
 
 from charting.models import Encounter
 from coding.engine import PayerPolicy
@@ -356,20 +357,316 @@ def encounters_for_coder(user) -> models.QuerySet[Encounter]:
 
 def review_queue(user) -> models.QuerySet[Encounter]:
     """The coder's queue: signed encounters, oldest first, with counts of the
-    current suggestion's lines (`line_count`, `accepted_count`) and
-    `has_suggestion` (False while the coding task hasn't run yet).
+    current suggestion's lines (`line_count`, `accepted_count`),
+    `has_suggestion` (False while the coding task hasn't run yet), the review
+    status (`review_status`, "new" without a review row), `returned` (amended
+    after finalisation) and `open_query_count`.
 
-    One query: encounter JOIN patient JOIN clinic, LEFT JOIN suggestions and
-    their lines grouped per encounter, plus an EXISTS for the current suggestion.
+    One query: encounter JOIN patient JOIN clinic LEFT JOIN review, LEFT JOIN
+    suggestions and their lines grouped per encounter, plus correlated
+    subqueries for the current suggestion and open queries.
     """
     current = Q(suggestions__is_current=True)
+    open_queries = (
+        DocumentationQuery.objects.filter(encounter=OuterRef("pk"), status=QueryStatus.OPEN).values("encounter").annotate(n=Count("pk")).values("n")
+    )
     return (
-        encounters_for_coder(user)
+        with_review_status(encounters_for_coder(user))
         .select_related("patient", "clinic")
         .annotate(
             line_count=Count("suggestions__lines", filter=current),
             accepted_count=Count("suggestions__lines", filter=current & Q(suggestions__lines__accepted_at__isnull=False)),
             has_suggestion=Exists(Suggestion.objects.filter(encounter=OuterRef("pk"), is_current=True)),
+            open_query_count=Coalesce(Subquery(open_queries), 0),
         )
         .order_by("date_of_service", "signed_at", "pk")
     )
+
+
+def with_review_status(encounters: models.QuerySet[Encounter]) -> models.QuerySet[Encounter]:
+    """`review_status` (new without a review row) and `returned` (amended after finalisation)."""
+    return encounters.annotate(
+        review_status=Coalesce(F("review__status"), Value(ReviewStatus.NEW)),
+        returned=Coalesce(F("review__returned_after_amendment"), Value(False)),
+    )
+
+
+def filter_queue(encounters: models.QuerySet[Encounter], filters: dict[str, Any]) -> models.QuerySet[Encounter]:
+    """Apply the queue's filters (QueueFilterForm.filters(): clinic, date_from,
+    date_to, payer, flags="open"; `status` is applied by the caller, after the
+    per-status counts) to a queryset annotated by `with_review_status`."""
+    if "clinic" in filters:
+        encounters = encounters.filter(clinic=filters["clinic"])
+    if "date_from" in filters:
+        encounters = encounters.filter(date_of_service__gte=filters["date_from"])
+    if "date_to" in filters:
+        encounters = encounters.filter(date_of_service__lte=filters["date_to"])
+    if "payer" in filters:
+        encounters = encounters.filter(payer=filters["payer"])
+    if filters.get("flags") == "open":
+        encounters = encounters.with_open_flags()
+    return encounters
+
+
+def status_counts(user, filters: dict[str, Any]) -> dict[str, int]:
+    """Encounters per review status under the other filters (one query), every status present."""
+    rows = filter_queue(with_review_status(encounters_for_coder(user)), filters).order_by().values("review_status").annotate(n=Count("pk"))
+    counts = dict.fromkeys(ReviewStatus.values, 0)
+    counts.update({row["review_status"]: row["n"] for row in rows})
+    return counts
+
+
+# --- the coder's review (issue 4) ------------------------------------------------
+
+
+class OverrideReason(models.Model):
+    """A reason a coder gives for changing, deleting or adding a line: a
+    maintained list (seeded by migration 0007, edited by admins), so the
+    override rate can be reported per reason. A retired reason is marked
+    inactive, never deleted (final lines keep pointing at it)."""
+
+    code = models.CharField(max_length=40, unique=True)
+    label = models.CharField(max_length=200)
+    is_active = models.BooleanField(default=True)
+    position = models.PositiveSmallIntegerField(default=0, help_text="Order in the coder's list.")
+
+    class Meta:
+        ordering = ["position", "label"]
+        constraints = [
+            models.CheckConstraint(condition=Q(code__regex=r"^[a-z0-9_]+$"), name="override_reason_code_slug", violation_error_message="A reason code is lower-case letters, digits and _."),
+        ]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class ReviewStatus(models.TextChoices):
+    NEW = "new", "New"
+    IN_REVIEW = "in_review", "In review"
+    QUERY_OPEN = "query_open", "Query open"
+    FINAL = "final", "Final"
+
+
+class EncounterReview(models.Model):
+    """The coder's state of one signed encounter. Created by the first coder
+    save (an encounter without one is "new" in the queue).
+
+    `version` is the optimistic lock (CON-1): every coder save posts the
+    version its page loaded; a save with an older one is refused with what
+    changed (services.ReviewConflict), never applied over the other save.
+    `returned_after_amendment` marks an encounter the nurse amended after it
+    was finalised; `finalised_by/at` keep the last finalisation.
+    """
+
+    encounter = models.OneToOneField(Encounter, on_delete=models.PROTECT, related_name="review")
+    status = models.CharField(max_length=20, choices=ReviewStatus.choices, default=ReviewStatus.NEW)
+    returned_after_amendment = models.BooleanField(default=False)
+    finalised_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    finalised_at = models.DateTimeField(null=True, blank=True)
+    finalised_suggestion = models.ForeignKey(
+        Suggestion, null=True, blank=True, on_delete=models.PROTECT, related_name="+", help_text="The suggestion whose final lines were locked (what exports read)."
+    )
+    version = models.PositiveIntegerField(default=0)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    updated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=ReviewStatus.values), name="encounter_review_status_valid", violation_error_message="Unknown review status."),
+            models.CheckConstraint(
+                condition=~Q(status=ReviewStatus.FINAL) | Q(finalised_by__isnull=False, finalised_at__isnull=False, finalised_suggestion__isnull=False),
+                name="encounter_review_final_has_finaliser",
+                violation_error_message="A final encounter records who finalised it and when.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"review of {self.encounter_id} ({self.status}, v{self.version})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status == ReviewStatus.FINAL
+
+
+class FinalAction(models.TextChoices):
+    ACCEPT = "accept", "Accepted"
+    CHANGE = "change", "Changed"
+    DELETE = "delete", "Deleted"
+    ADD = "add", "Added"
+
+
+class FinalLineQuerySet(models.QuerySet):
+    def current(self):
+        return self.filter(is_current=True)
+
+    def billed(self):
+        """Current decisions that leave a line to bill (accepted, changed, added)."""
+        return self.current().exclude(action=FinalAction.DELETE)
+
+
+class FinalLine(models.Model):
+    """The coder's decision on one line, stored beside the suggestion (which is
+    never changed): accept or change or delete a suggested line, or add one.
+
+    The billed values (code, units, modifiers, NDC in 11-digit 5-4-2 form with
+    qualifier N4, NDC quantity and its unit, R49) are copied from the suggested
+    line and changed where the coder changed them; a delete keeps the suggested
+    values for the report. Every action but accept needs a `reason`.
+    Deciding a line again supersedes the earlier decision (`is_current`
+    False), which stays as history; `version` is the review version this
+    decision created (what a conflicting save lists).
+    """
+
+    review = models.ForeignKey(EncounterReview, on_delete=models.PROTECT, related_name="final_lines")
+    suggestion = models.ForeignKey(Suggestion, on_delete=models.PROTECT, related_name="final_lines")
+    suggested_line = models.ForeignKey(SuggestedLine, null=True, blank=True, on_delete=models.PROTECT, related_name="final_lines")
+    action = models.CharField(max_length=10, choices=FinalAction.choices)
+    position = models.PositiveSmallIntegerField()
+    code = models.CharField(max_length=10)
+    units = models.PositiveIntegerField()
+    modifiers = models.JSONField(default=list)
+    date_of_service = models.DateField(null=True, blank=True)
+    ndc = models.CharField("NDC", max_length=11, blank=True)
+    ndc_qualifier = models.CharField("NDC qualifier", max_length=2, blank=True)
+    ndc_quantity = models.DecimalField("NDC quantity", max_digits=12, decimal_places=3, null=True, blank=True)
+    ndc_unit = models.CharField("NDC unit", max_length=2, choices=NdcUnit.choices, blank=True)
+    reason = models.ForeignKey(OverrideReason, null=True, blank=True, on_delete=models.PROTECT, related_name="final_lines")
+    reason_text = models.TextField(blank=True)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    decided_at = models.DateTimeField()
+    version = models.PositiveIntegerField()
+    is_current = models.BooleanField(default=True)
+
+    objects = FinalLineQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["review", "position", "pk"]
+        constraints = [
+            models.CheckConstraint(condition=Q(action__in=FinalAction.values), name="final_line_action_valid", violation_error_message="Unknown action."),
+            models.CheckConstraint(condition=Q(units__gte=1), name="final_line_units_positive", violation_error_message="Units are at least 1."),
+            models.CheckConstraint(condition=Q(code__regex=r"^[A-Z0-9]{5}$"), name="final_line_code_format", violation_error_message="A CPT/HCPCS code is five letters or digits, e.g. 96365 or J1745."),
+            models.CheckConstraint(
+                condition=Q(action=FinalAction.ACCEPT) | Q(reason__isnull=False),
+                name="final_line_override_has_reason",
+                violation_error_message="A change, delete or added line needs a reason.",
+            ),
+            models.CheckConstraint(
+                condition=Q(action=FinalAction.ADD, suggested_line__isnull=True) | (~Q(action=FinalAction.ADD) & Q(suggested_line__isnull=False)),
+                name="final_line_add_has_no_suggested_line",
+                violation_error_message="An added line has no suggested line; every other decision has one.",
+            ),
+            models.CheckConstraint(
+                condition=Q(ndc="", ndc_qualifier="", ndc_quantity__isnull=True, ndc_unit="") | Q(ndc__regex=r"^[0-9]{11}$", ndc_qualifier="N4"),
+                name="final_line_ndc_11_digits_n4",
+                violation_error_message="An NDC is 11 digits (5-4-2) with qualifier N4; no NDC, no quantity.",
+            ),
+            models.CheckConstraint(
+                condition=Q(ndc_quantity__isnull=True, ndc_unit="") | Q(ndc_quantity__gt=0, ndc_unit__in=NdcUnit.values),
+                name="final_line_ndc_quantity_with_unit",
+                violation_error_message="An NDC quantity is positive and has its unit (UN, ML, GR, F2, ME).",
+            ),
+            models.UniqueConstraint(
+                fields=["suggested_line"],
+                condition=Q(is_current=True, suggested_line__isnull=False),
+                name="final_line_one_current_per_suggested_line",
+                violation_error_message="This suggested line already has a current decision.",
+            ),
+        ]
+        indexes = [models.Index(fields=["review"], condition=Q(is_current=True), name="final_line_current_by_review")]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} {self.text}"
+
+    @property
+    def text(self) -> str:
+        """code×units-modifiers, as the recode diff writes lines."""
+        return f"{self.code}×{self.units}" + "".join(f"-{m}" for m in self.modifiers)
+
+
+class QueryStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    ANSWERED = "answered", "Answered"
+    CLOSED = "closed", "Closed"
+
+
+class DocumentationQueryQuerySet(models.QuerySet):
+    def open(self):
+        return self.filter(status=QueryStatus.OPEN)
+
+    def for_nurse_worklist(self, user):
+        """Open queries of the clinics `user` works in, oldest first, with the
+        encounter, patient, clinic, administration and drug (one query)."""
+        return (
+            self.open()
+            .filter(encounter__clinic__in=Encounter.objects.visible_to(user).values("clinic"))
+            .select_related("encounter__patient", "encounter__clinic", "administration__drug", "asked_by")
+            .order_by("asked_at", "pk")
+        )
+
+
+class DocumentationQuery(models.Model):
+    """A coder's question to the nurse about an encounter or one of its
+    administrations. The nurse answers on the encounter page (and may amend
+    the documentation, charting.Amendment.query); the coder may close it."""
+
+    encounter = models.ForeignKey(Encounter, on_delete=models.PROTECT, related_name="documentation_queries")
+    administration = models.ForeignKey("charting.Administration", null=True, blank=True, on_delete=models.PROTECT, related_name="documentation_queries")
+    question = models.TextField()
+    asked_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    asked_at = models.DateTimeField()
+    answer = models.TextField(blank=True)
+    answered_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    answered_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=QueryStatus.choices, default=QueryStatus.OPEN)
+    version = models.PositiveIntegerField(default=0, help_text="Review version this query was asked at.")
+
+    objects = DocumentationQueryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["asked_at", "pk"]
+        verbose_name_plural = "documentation queries"
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=QueryStatus.values), name="documentation_query_status_valid", violation_error_message="Unknown query status."),
+            models.CheckConstraint(condition=~Q(question=""), name="documentation_query_question_set", violation_error_message="A query needs a question."),
+            models.CheckConstraint(
+                condition=Q(answered_at__isnull=True, answered_by__isnull=True, answer="") | (Q(answered_at__isnull=False, answered_by__isnull=False) & ~Q(answer="")),
+                name="documentation_query_answer_complete",
+                violation_error_message="An answer records its text, who answered and when.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=QueryStatus.ANSWERED) | Q(answered_at__isnull=False),
+                name="documentation_query_answered_has_answer",
+                violation_error_message="An answered query has an answer.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"query {self.pk} ({self.status})"
+
+
+class ExportFormat(models.TextChoices):
+    CSV = "csv", "CSV"
+    FHIR = "fhir", "FHIR R4 (R4B) Bundle of ChargeItem"
+
+
+class ExportLog(models.Model):
+    """One export of final lines (a disclosure, AUD-9): who, when, the
+    parameters and exactly which encounters were included. Each encounter
+    also gets an audit row (`coding.lines.exported`)."""
+
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", help_text="Empty for the export_lines command.")
+    source = models.CharField(max_length=10, choices=[("web", "Web download"), ("command", "manage.py export_lines")])
+    created_at = models.DateTimeField(auto_now_add=True)
+    format = models.CharField(max_length=10, choices=ExportFormat.choices)
+    date_from = models.DateField()
+    date_to = models.DateField()
+    clinic_ids = models.JSONField(default=list, help_text="Clinics the export covered.")
+    encounter_ids = models.JSONField(default=list)
+    line_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(format__in=ExportFormat.values), name="export_log_format_valid", violation_error_message="Unknown export format."),
+            models.CheckConstraint(condition=Q(date_to__gte=F("date_from")), name="export_log_dates_ordered", violation_error_message="The end date is before the start date."),
+        ]

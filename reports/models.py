@@ -47,10 +47,10 @@ class ExportLog(models.Model):
     class Meta:
         ordering = ["-at", "-pk"]
         constraints = [
-            models.CheckConstraint(condition=Q(format__in=ExportFormat.values), name="export_log_format_valid", violation_error_message="Unknown export format."),
+            models.CheckConstraint(condition=Q(format__in=ExportFormat.values), name="report_export_log_format_valid", violation_error_message="Unknown export format."),
             models.CheckConstraint(
                 condition=Q(row_count__isnull=True, completed_at__isnull=True) | Q(row_count__isnull=False, completed_at__isnull=False),
-                name="export_log_completed_with_count",
+                name="report_export_log_completed_with_count",
                 violation_error_message="A completed export records how many rows it sent.",
             ),
         ]

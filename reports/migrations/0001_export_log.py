@@ -31,7 +31,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 'ordering': ['-at', '-pk'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('format__in', ['csv', 'xlsx'])), name='export_log_format_valid', violation_error_message='Unknown export format.'), models.CheckConstraint(condition=models.Q(models.Q(('completed_at__isnull', True), ('row_count__isnull', True)), models.Q(('completed_at__isnull', False), ('row_count__isnull', False)), _connector='OR'), name='export_log_completed_with_count', violation_error_message='A completed export records how many rows it sent.')],
+                'constraints': [models.CheckConstraint(condition=models.Q(('format__in', ['csv', 'xlsx'])), name='report_export_log_format_valid', violation_error_message='Unknown export format.'), models.CheckConstraint(condition=models.Q(models.Q(('completed_at__isnull', True), ('row_count__isnull', True)), models.Q(('completed_at__isnull', False), ('row_count__isnull', False)), _connector='OR'), name='report_export_log_completed_with_count', violation_error_message='A completed export records how many rows it sent.')],
             },
         ),
     ]

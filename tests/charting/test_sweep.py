@@ -339,9 +339,10 @@ def test_coder_queue_filters_on_open_flags(client, coder, clinic, n, django_asse
     _signed(clinic, mrn="CLEAN", flagged=False)
     services.sweep_flags(now=NOW)
     client.force_login(coder)
-    # session, user, groups (role check), the queue with its counts and the
-    # open-flag count as a correlated subquery, + slack for the user's clinics
-    with django_assert_max_num_queries(6):
+    # session, user, groups (role check), the filter form's clinics and
+    # payers, the per-status counts, the page count, the page of the queue
+    # (open-flag count as a correlated subquery): see QUEUE_QUERIES
+    with django_assert_max_num_queries(8):
         response = client.get(reverse("coding:queue") + "?flags=open")
     assert sorted(e.patient.mrn for e in response.context["encounters"]) == sorted(f"FLAG-{i}" for i in range(n))
     assert all(e.open_flag_count == 1 for e in response.context["encounters"])

@@ -97,12 +97,13 @@ def test_worklist_query_count_does_not_grow(nurse_client, clinic, django_assert_
 
     # session, user, role check, my clinics (each one's "today"), encounters with
     # counts as subqueries, my clinics again and earlier days' encounters with
-    # open flags, patient choices of the open form = 8
+    # open flags, patient choices of the open form, the coders' open queries
+    # (with patient, clinic, drug and coder) = 9
     build(1)
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(9):
         nurse_client.get(reverse("charting:worklist"))
     build(9)
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(9):
         assert len(nurse_client.get(reverse("charting:worklist")).context["encounters"]) == 10
 
 
@@ -151,13 +152,14 @@ def test_encounter_page_query_count_does_not_grow(nurse_client, encounter, djang
 
     # session, user, role check; encounter+patient+clinic+signer; access sites;
     # other services; administrations+drug+site+waste confirmer; pauses; vials;
-    # corrections (+corrector); open flags; audit insert; drug choices;
-    # access-site choices = 14
+    # corrections (+corrector); open flags; amendments (+author, reason);
+    # audit insert; drug choices; access-site choices = 15 (a signed encounter
+    # adds the coders' queries and, while one is open, the amendment reasons)
     build(1)
-    with django_assert_max_num_queries(14):
+    with django_assert_max_num_queries(15):
         nurse_client.get(url("encounter", encounter))
     build(9)
-    with django_assert_max_num_queries(14):
+    with django_assert_max_num_queries(15):
         response = nurse_client.get(url("encounter", encounter))
     assert len(response.context["administrations"]) == 10
 

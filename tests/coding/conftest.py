@@ -54,3 +54,16 @@ def make_encounter(clinic):
         return encounter
 
     return make
+
+
+@pytest.fixture
+def review_reasons(transactional_db):
+    """The override and amendment reasons the data migrations seed. A
+    transactional test's database is flushed after the test before it, seeds
+    included, so those tests seed them again the migrations' way."""
+    import importlib
+
+    from django.apps import apps
+
+    importlib.import_module("coding.migrations.0008_seed_override_reasons").seed(apps, None)
+    importlib.import_module("charting.migrations.0006_seed_amendment_reasons").seed(apps, None)

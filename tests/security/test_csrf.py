@@ -29,12 +29,29 @@ def _targets(adm, line):
             out[name] = (reverse(name, kwargs={"pk": adm.encounter.pk}), {"site-kind": "port"})
     out["coding:accept_line"] = (reverse("coding:accept_line", kwargs={"line_id": line.pk}), {})
     out["coding:accept_all"] = (reverse("coding:accept_all", kwargs={"encounter_id": line.suggestion.encounter_id}), {})
+    encounter_id = line.suggestion.encounter_id
+    reason = {"reason": "1", "reason_text": "x", "version": "0"}
+    out["coding:change_line"] = (reverse("coding:change_line", kwargs={"line_id": line.pk}), {"code": "96366", "units": "2", **reason})
+    out["coding:delete_line"] = (reverse("coding:delete_line", kwargs={"line_id": line.pk}), reason)
+    out["coding:add_line"] = (reverse("coding:add_line", kwargs={"encounter_id": encounter_id}), {"add-code": "96366", "add-units": "1", "add-reason": "1", "add-version": "0"})
+    out["coding:withdraw_line"] = (reverse("coding:withdraw_line", kwargs={"final_id": 1}), {"version": "0"})
+    out["coding:open_query"] = (reverse("coding:open_query", kwargs={"encounter_id": encounter_id}), {"query-question": "Why?", "query-version": "0"})
+    out["coding:close_query"] = (reverse("coding:close_query", kwargs={"query_id": 1}), {"version": "0"})
+    out["coding:finalise"] = (reverse("coding:finalise", kwargs={"encounter_id": encounter_id}), {"version": "0"})
+    out["coding:export_download"] = (reverse("coding:export_download"), {"date_from": "2025-06-01", "date_to": "2025-06-30", "format": "csv"})
     assert set(out) == NURSE_WRITE | CODER_WRITE
     return out
 
 
 def _snapshot():
+    from charting.models import Amendment
+    from coding.models import DocumentationQuery, ExportLog, FinalLine
+
     return (
+        FinalLine.objects.count(),
+        DocumentationQuery.objects.count(),
+        ExportLog.objects.count(),
+        Amendment.objects.count(),
         list(Administration.objects.values_list("pk", "started_at", "stopped_at")),
         Pause.objects.count(),
         TimeCorrection.objects.count(),

@@ -28,9 +28,22 @@ NURSE_WRITE = {
     "charting:record_vials",
     "charting:confirm_waste",
     "charting:remove_vials",
+    "charting:amend_administration",  # signed encounters only
+    "charting:answer_query",  # the coder's question, answered by the nurse
 }
-CODER_READ = {"coding:queue", "coding:review"}
-CODER_WRITE = {"coding:accept_all", "coding:accept_line"}
+CODER_READ = {"coding:queue", "coding:review", "coding:export"}
+CODER_WRITE = {
+    "coding:accept_all",
+    "coding:accept_line",
+    "coding:change_line",
+    "coding:delete_line",
+    "coding:add_line",
+    "coding:withdraw_line",
+    "coding:open_query",
+    "coding:close_query",
+    "coding:finalise",
+    "coding:export_download",  # a POST: it writes the export log
+}
 RULES_READ = {"coding:rule"}  # the text of a cited rule: coders and admins
 # The admin's audit reports (issue 6) and their exports: admins only.
 ADMIN_READ = {"reports:index", "reports:completeness", "reports:coding", "reports:timing", "reports:vials", "reports:access", "reports:export"}
