@@ -21,6 +21,13 @@ _phi: contextvars.ContextVar[PhiCollector | None] = contextvars.ContextVar("audi
 class RequestInfo:
     request_id: str
     remote_addr: str | None
+    request: Any = None
+
+    @property
+    def user(self):
+        """The signed-in user of the request, or None."""
+        user = getattr(self.request, "user", None)
+        return user if getattr(user, "is_authenticated", False) else None
 
 
 @dataclass

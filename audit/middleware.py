@@ -21,7 +21,7 @@ class RequestIdMiddleware:
 
     def __call__(self, request):
         request.request_id = uuid.uuid4().hex
-        token = context._request.set(context.RequestInfo(request_id=request.request_id, remote_addr=request.META.get("REMOTE_ADDR") or None))
+        token = context._request.set(context.RequestInfo(request_id=request.request_id, remote_addr=request.META.get("REMOTE_ADDR") or None, request=request))
         try:
             response = self.get_response(request)
         finally:

@@ -19,7 +19,9 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
-from audit.services import record
+from audit.models import Category
+from audit.phi import phi
+from audit.services import record, subject
 from charting.models import Administration
 from coding.engine import RULE_TITLES, RULESET_VERSION, PolicyError
 from infusion_site.roles import ADMIN, CODER, has_role, role_required
@@ -30,6 +32,7 @@ from .models import Payer, SuggestedLine, Suggestion, encounters_for_coder, revi
 
 
 @require_GET
+@phi("coding.queue.viewed", category=Category.CODING)
 @role_required(CODER)
 def queue(request: HttpRequest) -> HttpResponse:
     # ?flags=open: only encounters with open documentation flags (charting/checks.py).
@@ -67,11 +70,12 @@ def _administrations(encounter_id) -> dict[str, Administration]:
 
 
 @require_GET
+@phi("coding.encounter.viewed", category=Category.CODING, object_type="charting.encounter", id_kwarg="encounter_id")
 @role_required(CODER)
 def review(request: HttpRequest, encounter_id) -> HttpResponse:
     encounter = get_object_or_404(encounters_for_coder(request.user).select_related("patient", "clinic", "signed_by"), pk=encounter_id)
     # Reading a chart is audited (DESIGN §8), page by page.
-    record("coding.encounter.viewed", actor=request.user, obj=encounter, patient_id=encounter.patient_id, remote_addr=request.META.get("REMOTE_ADDR"))
+    record("coding.encounter.viewed", actor=request.user, obj=encounter, patient_id=encounter.patient_id)
     suggestion = (
         Suggestion.objects.current()
         .filter(encounter=encounter)
@@ -110,10 +114,13 @@ def _policy_changes_since(suggestion: Suggestion, payer_code: str) -> tuple[tupl
 
 def _line_for_coder(request: HttpRequest, line_id: int) -> SuggestedLine:
     lines = SuggestedLine.objects.filter(suggestion__encounter__in=encounters_for_coder(request.user))
-    return get_object_or_404(lines.select_related("suggestion__encounter__clinic", "accepted_by"), pk=line_id)
+    line = get_object_or_404(lines.select_related("suggestion__encounter__clinic", "accepted_by"), pk=line_id)
+    subject(line, patient_id=line.suggestion.encounter.patient_id)
+    return line
 
 
 @require_POST
+@phi("coding.line.accept", category=Category.CODING, object_type="coding.suggestedline", id_kwarg="line_id")
 @role_required(CODER)
 @vary_on_headers("HX-Request")
 def accept_line(request: HttpRequest, line_id: int) -> HttpResponse:
@@ -134,6 +141,7 @@ def accept_line(request: HttpRequest, line_id: int) -> HttpResponse:
 
 
 @require_POST
+@phi("coding.suggestion.accept_all", category=Category.CODING, object_type="charting.encounter", id_kwarg="encounter_id")
 @role_required(CODER)
 def accept_all(request: HttpRequest, encounter_id) -> HttpResponse:
     """Accept every pending line of the suggestion the coder's page showed.
@@ -142,6 +150,7 @@ def accept_all(request: HttpRequest, encounter_id) -> HttpResponse:
     since, accept_all_lines refuses instead of accepting lines nobody has seen.
     """
     encounter = get_object_or_404(encounters_for_coder(request.user), pk=encounter_id)
+    subject(encounter, patient_id=encounter.patient_id)
     shown = request.POST.get("suggestion")
     suggestions = Suggestion.objects.filter(encounter=encounter)
     if shown is None:  # a page rendered before the id was posted

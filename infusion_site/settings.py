@@ -42,6 +42,9 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "django_celery_beat",
+    # History of clinical rows by PostgreSQL triggers (charting/models.py, REC-1/REC-2).
+    "pgtrigger",
+    "pghistory",
     "infusion_site.apps.SiteConfig",
     "charting",
     "coding",

@@ -12,3 +12,13 @@ def home(request):
     if has_role(request.user, ADMIN) or request.user.is_staff:
         return redirect("admin:index")
     return render(request, "no_role.html", status=403)
+
+
+def server_error(request):
+    """The 500 page (PHI-3): a generic message and the request's correlation
+    id, nothing else (no traceback, SQL, settings or patient data). Rendered
+    without context processors or the database, which may be what failed."""
+    from django.http import HttpResponseServerError
+    from django.template import loader
+
+    return HttpResponseServerError(loader.get_template("500.html").render({"request_id": getattr(request, "request_id", "")}))
