@@ -83,9 +83,11 @@ def append(event: AuditEvent) -> AuditEvent:
     """Give `event` (unsaved) the next seq, link and hash it, and insert it.
 
     Runs in the caller's transaction (or its own): the chain head stays locked
-    until that transaction ends. 3 queries: lock head, insert, move head.
+    until that transaction ends. 3 queries: lock head, insert, move head (no
+    savepoint of its own: a failed append fails the caller's transaction, so
+    a change is never committed without its audit row).
     """
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         with connection.cursor() as cursor:
             cursor.execute(_LOCK_HEAD)
             seq, last_hash = cursor.fetchone()
