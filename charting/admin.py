@@ -7,6 +7,9 @@ charting rows are read-only here; the drug catalog and clinics are edited.
 from django.contrib import admin
 from django.utils import timezone
 
+from audit.models import Category
+from audit.phi import PhiAdminMixin
+
 from .models import (
     AccessSite,
     Administration,
@@ -31,7 +34,8 @@ class ClinicAdmin(admin.ModelAdmin):
 
 
 @admin.register(Patient)
-class PatientAdmin(admin.ModelAdmin):
+class PatientAdmin(PhiAdminMixin, admin.ModelAdmin):
+    phi_category = Category.DEMOGRAPHICS
     list_display = ["family_name", "given_name", "mrn", "clinic"]
     list_filter = ["clinic"]
     search_fields = ["mrn", "family_name"]
@@ -48,8 +52,9 @@ class DrugAdmin(admin.ModelAdmin):
         return not drug.is_verified
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Clinical rows: changed only through services (audit, locks, state checks)."""
+class ReadOnlyAdmin(PhiAdminMixin, admin.ModelAdmin):
+    """Clinical rows: changed only through services (audit, locks, state checks).
+    Every page is a PHI read with its audit row (audit.phi.PhiAdminMixin)."""
 
     def has_add_permission(self, request, obj=None):
         return False

@@ -12,9 +12,11 @@ import uuid
 import zoneinfo
 from decimal import Decimal
 
+import pghistory
+import pgtrigger
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import connection, models
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -25,6 +27,63 @@ def validate_time_zone(value: str) -> None:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
         raise ValidationError(f"{value!r} is not an IANA time zone.") from exc
+
+
+# --- signed documentation is frozen (RELIABILITY REC-1) ------------------------------
+#
+# Once an encounter is signed, the clinical columns of it, its administrations,
+# their pauses and vials change only inside an amendment: the #4 amendment
+# service runs `SELECT set_config('chairside.amendment', '<amendment id>', true)`
+# (transaction-local) before writing. Three guards, from the friendliest:
+# the services refuse (ChartingError -> the view answers 409 with "amend");
+# Model.save() refuses (SignedRecordError); a PostgreSQL trigger refuses any
+# UPDATE of those columns, raw SQL and QuerySet.update() included.
+#
+# History: django-pghistory (trigger-based, so raw SQL and bulk updates are
+# captured as well as ORM saves; django-simple-history only sees ORM saves)
+# keeps a snapshot of every insert and update of these models in
+# charting_<model>event: the row as first charted stays there byte for byte.
+
+AMENDMENT_SETTING = "chairside.amendment"
+
+
+class SignedRecordError(Exception):
+    """A change to signed clinical documentation outside an amendment."""
+
+    def __init__(self, message: str = "This encounter is signed: signed documentation can only be changed by an amendment."):
+        super().__init__(message)
+        self.message = message
+
+
+def in_amendment() -> bool:
+    """True inside a transaction that set chairside.amendment (PostgreSQL only)."""
+    if connection.vendor != "postgresql":
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting(%s, true)", [AMENDMENT_SETTING])
+        return bool(cursor.fetchone()[0])
+
+
+def _frozen_trigger(name: str, columns: tuple[str, ...], signed_sql: str) -> pgtrigger.Trigger:
+    """BEFORE UPDATE trigger refusing a change of `columns` while `signed_sql`
+    (a boolean SQL expression over OLD) holds, outside an amendment."""
+    old = ", ".join(f"OLD.{c}" for c in columns)
+    new = ", ".join(f"NEW.{c}" for c in columns)
+    return pgtrigger.Trigger(
+        name=name,
+        operation=pgtrigger.Update,
+        when=pgtrigger.Before,
+        func=f"""
+            IF coalesce(current_setting('{AMENDMENT_SETTING}', true), '') = '' AND ({signed_sql}) AND ROW({old}) IS DISTINCT FROM ROW({new}) THEN
+                RAISE EXCEPTION 'signed documentation cannot be changed (% on %): amend it instead', TG_OP, TG_TABLE_NAME
+                    USING ERRCODE = 'integrity_constraint_violation', HINT = 'RELIABILITY REC-1: corrections after signing are amendments.';
+            END IF;
+            RETURN NEW;
+        """,
+    )
+
+
+SIGNED_VIA_ADMINISTRATION = "EXISTS (SELECT 1 FROM charting_administration a JOIN charting_encounter e ON e.id = a.encounter_id WHERE a.id = OLD.administration_id AND e.status = 'signed')"
 
 
 class Clinic(models.Model):
@@ -45,6 +104,7 @@ class Clinic(models.Model):
         return zoneinfo.ZoneInfo(self.time_zone)
 
 
+@pghistory.track()
 class Patient(models.Model):
     """A patient of one clinic. Demo data only: every patient here is invented."""
 
@@ -130,6 +190,7 @@ class EncounterQuerySet(models.QuerySet):
         )
 
 
+@pghistory.track()
 class Encounter(models.Model):
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"
@@ -161,6 +222,7 @@ class Encounter(models.Model):
             ),
         ]
         indexes = [models.Index(fields=["clinic", "date_of_service"])]
+        triggers = [_frozen_trigger("encounter_signed_frozen", ("status", "patient_id", "clinic_id", "setting", "date_of_service", "signed_by_id", "signed_at"), "OLD.status = 'signed'")]
 
     def __str__(self) -> str:
         return f"{self.patient} {self.date_of_service}"
@@ -170,6 +232,7 @@ class Encounter(models.Model):
         return self.status == self.Status.SIGNED
 
 
+@pghistory.track()
 class AccessSite(models.Model):
     class Kind(models.TextChoices):
         PERIPHERAL_IV = "peripheral_iv", "Peripheral IV"
@@ -197,6 +260,13 @@ class AccessSite(models.Model):
             models.CheckConstraint(condition=Q(kind__in=["peripheral_iv", "port", "picc", "central_line", "none"]), name="access_site_kind_valid", violation_error_message="Unknown access site kind."),
             models.CheckConstraint(condition=Q(removed_at__isnull=True) | Q(placed_at__isnull=True) | Q(removed_at__gte=F("placed_at")), name="access_site_removed_after_placed", violation_error_message="Removal cannot be before placement."),
             models.CheckConstraint(condition=Q(gauge__isnull=True) | Q(gauge__gte=14, gauge__lte=26), name="access_site_gauge_range", violation_error_message="Gauge must be between 14 and 26."),
+        ]
+        triggers = [
+            _frozen_trigger(
+                "access_site_signed_frozen",
+                ("encounter_id", "label", "kind", "location", "gauge", "placed_at", "removed_at", "separate_site_medically_required", "reason", "recorded_at"),
+                "EXISTS (SELECT 1 FROM charting_encounter e WHERE e.id = OLD.encounter_id AND e.status = 'signed')",
+            )
         ]
 
     def __str__(self) -> str:
@@ -253,6 +323,37 @@ class Route(models.TextChoices):
 
 
 ROUTES_NEEDING_SITE = (Route.IV_INFUSION, Route.IV_PUSH, Route.INTRA_ARTERIAL)
+
+# The columns of an administration that are clinical documentation: frozen once
+# the encounter is signed (REC-1). Everything charted about the drug, its
+# timing, dose, site, containers and waste; not the row's id.
+ADMINISTRATION_CLINICAL_COLUMNS = (
+    "encounter_id",
+    "label",
+    "drug_id",
+    "admin_class",
+    "route",
+    "access_site_id",
+    "dose_value",
+    "dose_unit",
+    "purpose",
+    "started_at",
+    "stopped_at",
+    "concurrent_with_id",
+    "bag",
+    "continuously_present",
+    "visit",
+    "hcpcs_override",
+    "recorded_by_id",
+    "recorded_at",
+    "container_type",
+    "wasted_value",
+    "wasted_unit",
+    "waste_confirmed_by_id",
+    "waste_confirmed_at",
+    "hcpcs_unit_value",
+    "hcpcs_unit_unit",
+)
 
 
 class Purpose(models.TextChoices):
@@ -328,6 +429,7 @@ class AdministrationQuerySet(models.QuerySet):
         )
 
 
+@pghistory.track()
 class Administration(models.Model):
     """One drug given by one route: a bag, a push or an injection.
 
@@ -396,9 +498,38 @@ class Administration(models.Model):
                 violation_error_message="A billing unit is a positive amount with its unit.",
             ),
         ]
+        triggers = [_frozen_trigger("administration_signed_frozen", ADMINISTRATION_CLINICAL_COLUMNS, "EXISTS (SELECT 1 FROM charting_encounter e WHERE e.id = OLD.encounter_id AND e.status = 'signed')")]
 
     def __str__(self) -> str:
         return f"{self.drug} ({self.get_route_display()})"
+
+    def save(self, *args, **kwargs):
+        """Refuses (SignedRecordError) a change of a clinical field once the
+        encounter is signed, outside an amendment (REC-1; the database trigger
+        administration_signed_frozen refuses it too, for every other path).
+
+        The stored row is compared with this one; a locked, cached draft
+        encounter (the charting services lock it first) costs no query."""
+        if not self._state.adding and self.pk is not None:
+            self._refuse_signed_change(kwargs.get("update_fields"))
+        super().save(*args, **kwargs)
+
+    def _refuse_signed_change(self, update_fields) -> None:
+        fields = [f.attname for f in self._meta.concrete_fields if f.column in ADMINISTRATION_CLINICAL_COLUMNS]
+        if update_fields is not None:
+            names = set(update_fields)
+            fields = [a for a in fields if a in names or a.removesuffix("_id") in names]
+        if not fields:
+            return
+        cached = self._state.fields_cache.get("encounter")
+        if cached is not None and cached.pk == self.encounter_id and cached.status == Encounter.Status.DRAFT:
+            return
+        stored = Administration.objects.filter(pk=self.pk, encounter__status=Encounter.Status.SIGNED).values(*fields).first()
+        if stored is None:
+            return
+        changed = [a for a in fields if stored[a] != getattr(self, a)]
+        if changed and not in_amendment():
+            raise SignedRecordError(f"This encounter is signed: {', '.join(changed)} of {self.drug} can only be changed by an amendment.")
 
     @property
     def needs_access_site(self) -> bool:
@@ -460,6 +591,14 @@ class Administration(models.Model):
         return opened - dose
 
 
+class ChartedVialManager(models.Manager):
+    """Vials as charted now: rows struck as entered in error are left out."""
+
+    def get_queryset(self):
+        return super().get_queryset().filter(entered_in_error_at__isnull=True)
+
+
+@pghistory.track()
 class VialUse(models.Model):
     """Containers of one product and lot opened for an administration.
 
@@ -485,6 +624,16 @@ class VialUse(models.Model):
     recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     recorded_at = models.DateTimeField(auto_now_add=True)
 
+    # "Entered in error" (REC-4): a row charted by mistake is struck, never
+    # deleted; struck rows are left out of `VialUse.objects` (and so of
+    # `adm.vial_uses`, the checks and the coding), `all_objects` sees them.
+    entered_in_error_at = models.DateTimeField(null=True, blank=True)
+    entered_in_error_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    entered_in_error_reason = models.CharField(max_length=200, blank=True)
+
+    objects = ChartedVialManager()
+    all_objects = models.Manager()
+
     class Meta:
         ordering = ["recorded_at", "pk"]
         constraints = [
@@ -498,7 +647,19 @@ class VialUse(models.Model):
             models.CheckConstraint(condition=Q(ndc="") | Q(ndc__regex=NDC_PATTERN), name="vial_use_ndc_format", violation_error_message="An NDC is 4-4-2, 5-3-2 or 5-4-1 with hyphens, or 11 digits."),
             # One row per product and lot: charting the same vials again updates
             # the row instead of counting them twice (double tap, correction).
-            models.UniqueConstraint(fields=["administration", "ndc", "lot"], condition=~Q(ndc=""), name="vial_use_one_row_per_ndc_lot", violation_error_message="These vials (NDC and lot) are already charted for this drug."),
+            models.UniqueConstraint(fields=["administration", "ndc", "lot"], condition=~Q(ndc="") & Q(entered_in_error_at__isnull=True), name="vial_use_one_row_per_ndc_lot", violation_error_message="These vials (NDC and lot) are already charted for this drug."),
+            models.CheckConstraint(
+                condition=Q(entered_in_error_at__isnull=True, entered_in_error_reason="") | (Q(entered_in_error_at__isnull=False) & ~Q(entered_in_error_reason="")),
+                name="vial_use_entered_in_error_has_reason",
+                violation_error_message="Striking vials needs a reason.",
+            ),
+        ]
+        triggers = [
+            _frozen_trigger(
+                "vial_use_signed_frozen",
+                ("administration_id", "ndc", "lot", "expiry", "size_value", "size_unit", "count", "recorded_at", "entered_in_error_at", "entered_in_error_reason"),
+                SIGNED_VIA_ADMINISTRATION,
+            )
         ]
 
     def __str__(self) -> str:
@@ -506,6 +667,7 @@ class VialUse(models.Model):
         return f"{self.count} x {size}" + (f", NDC {self.ndc}" if self.ndc else "") + (f", lot {self.lot}" if self.lot else "")
 
 
+@pghistory.track()
 class Pause(models.Model):
     """An interval when a drug was not running; subtracted from its minutes (R17)."""
 
@@ -522,8 +684,10 @@ class Pause(models.Model):
             models.CheckConstraint(condition=Q(resumed_at__isnull=True) | Q(resumed_at__gte=F("paused_at")), name="pause_resumed_after_paused", violation_error_message="A drug cannot resume before it was paused."),
             models.UniqueConstraint(fields=["administration"], condition=Q(resumed_at__isnull=True), name="pause_one_open_per_administration", violation_error_message="This drug is already paused."),
         ]
+        triggers = [_frozen_trigger("pause_signed_frozen", ("administration_id", "paused_at", "resumed_at", "reason", "recorded_at"), SIGNED_VIA_ADMINISTRATION)]
 
 
+@pghistory.track()
 class TimeCorrection(models.Model):
     """An amendment of a charted time: the original value is kept with who, when and why."""
 
@@ -550,6 +714,7 @@ class TimeCorrection(models.Model):
         ]
 
 
+@pghistory.track()
 class OtherService(models.Model):
     """A documented service other than a drug administration (E/M visit, supplies, port flush)."""
 

@@ -79,10 +79,15 @@ def local_hhmm(value: dt.datetime, clinic: Clinic) -> str:
     return timezone.localtime(value, clinic.tz).strftime("%H:%M")
 
 
+class SignedEncounterError(ChartingError):
+    """A change to a signed encounter's documentation (REC-1): the views answer
+    409 Conflict with this message, which says to amend instead."""
+
+
 def _locked_encounter(encounter_id) -> Encounter:
     encounter = Encounter.objects.select_for_update(of=("self",)).select_related("clinic").get(pk=encounter_id)
     if encounter.is_signed:
-        raise ChartingError(f"This encounter was signed at {local_hhmm(encounter.signed_at, encounter.clinic)}; signed documentation can only be changed by an amendment.")
+        raise SignedEncounterError(f"This encounter was signed at {local_hhmm(encounter.signed_at, encounter.clinic)}; signed documentation can only be changed by an amendment.")
     return encounter
 
 
@@ -544,26 +549,47 @@ def confirm_waste(adm: Administration, *, wasted_value: Decimal | None, wasted_u
     return adm
 
 
+ENTERED_IN_ERROR_DEFAULT_REASON = "Charted by mistake"
+
+
 @transaction.atomic
-def remove_vials(adm: Administration, *, vial_id: int | None, actor: Any) -> Administration:
-    """Take back the VialUse row `vial_id` of `adm`, charted by mistake (wrong
-    NDC, lot or size) on a draft; the audit row keeps what it said. A confirmed
-    waste is forgotten (it was confirmed for other vials); without rows left
-    the drug has no container kind. A row that is not there (second tap) is a
-    no-op. Returns the administration, `adm.notice` saying what changed.
+def remove_vials(adm: Administration, *, vial_id: int | None, actor: Any, reason: str = ENTERED_IN_ERROR_DEFAULT_REASON) -> Administration:
+    """Strike the VialUse row `vial_id` of `adm` as entered in error (wrong NDC,
+    lot or size), on a draft, with `reason` (REC-4: clinical rows are never
+    deleted). The struck row stays in the table, out of `VialUse.objects`
+    (so out of the chart, the checks and the coding) and in its history; the
+    audit row repeats what it said. A confirmed waste is forgotten (it was
+    confirmed for other vials); without rows left the drug has no container
+    kind. A row not charted any more (second tap) is a no-op. Returns the
+    administration, `adm.notice` saying what changed.
     """
     adm = _locked_administration(adm)
+    reason = (reason or "").strip()[:200] or ENTERED_IN_ERROR_DEFAULT_REASON
     row = VialUse.objects.select_for_update().filter(pk=vial_id, administration=adm).first() if vial_id is not None else None
     if row is None:
-        adm.notice = "These vials were already removed."
+        adm.notice = "These vials were already struck as entered in error."
         return adm
-    row.delete()
+    row.entered_in_error_at, row.entered_in_error_by, row.entered_in_error_reason = timezone.now(), actor, reason
+    row.save(update_fields=["entered_in_error_at", "entered_in_error_by", "entered_in_error_reason"])
     cleared = _clear_waste(adm)
     if not VialUse.objects.filter(administration=adm).exists():
         adm.container_type = ""
     adm.save(update_fields=["container_type", "wasted_value", "wasted_unit", "waste_confirmed_by", "waste_confirmed_at"])
-    adm.notice = "Vials removed." + (" Confirm the waste again." if cleared and adm.container_type else "")
-    _audit("charting.administration.vials_removed", adm, adm.encounter, actor, vial_use_id=vial_id, ndc=row.ndc, lot=row.lot, size_value=row.size_value, size_unit=row.size_unit, count=row.count, waste_cleared=cleared)
+    adm.notice = "Vials struck as entered in error (kept in the record)." + (" Confirm the waste again." if cleared and adm.container_type else "")
+    _audit(
+        "charting.administration.vials_entered_in_error",
+        adm,
+        adm.encounter,
+        actor,
+        vial_use_id=vial_id,
+        reason=reason,
+        ndc=row.ndc,
+        lot=row.lot,
+        size_value=row.size_value,
+        size_unit=row.size_unit,
+        count=row.count,
+        waste_cleared=cleared,
+    )
     return adm
 
 

@@ -17,13 +17,15 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from audit.services import record
+from audit.models import Category
+from audit.phi import phi
+from audit.services import record, subject
 from infusion_site.roles import NURSE, role_required
 
 from . import checks, services
 from .forms import AccessSiteForm, AdministrationForm, AmendForm, AnswerForm, CorrectTimeForm, OpenEncounterForm, PauseForm, VialForm, WasteForm
 from .models import Administration, AmendableField, AmendmentReason, Encounter
-from .services import ChartingError
+from .services import ChartingError, SignedEncounterError
 
 PAGE = "charting/encounter.html"
 
@@ -44,6 +46,7 @@ def _vary(response: HttpResponse) -> HttpResponse:
 
 @require_GET
 @never_cache
+@phi("charting.worklist.viewed")
 @role_required(NURSE)
 def worklist(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
@@ -59,6 +62,7 @@ def worklist(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
+@phi("charting.encounter.open", category=Category.DEMOGRAPHICS)
 @role_required(NURSE)
 def open_encounter(request: HttpRequest) -> HttpResponse:
     form = OpenEncounterForm(request.POST, user=request.user)
@@ -131,7 +135,9 @@ def _decorate(adm: Administration, now, correction_form=None, pause_form=None, n
 
 
 def _encounter_for(request, pk) -> Encounter:
-    return get_object_or_404(Encounter.objects.visible_to(request.user).for_chart(), pk=pk)
+    encounter = get_object_or_404(Encounter.objects.visible_to(request.user).for_chart(), pk=pk)
+    subject(encounter, patient_id=encounter.patient_id)
+    return encounter
 
 
 def _render_page(request, encounter: Encounter, status: int = 200, **forms) -> HttpResponse:
@@ -141,11 +147,12 @@ def _render_page(request, encounter: Encounter, status: int = 200, **forms) -> H
 
 @require_GET
 @never_cache
+@phi("charting.encounter.viewed", object_type="charting.encounter", id_kwarg="pk")
 @role_required(NURSE)
 def encounter(request: HttpRequest, pk) -> HttpResponse:
     enc = _encounter_for(request, pk)
     # Every read of a chart is an access-log row (DESIGN §8).
-    record("charting.encounter.viewed", actor=request.user, obj=enc, patient_id=enc.patient_id, remote_addr=request.META.get("REMOTE_ADDR"))
+    record("charting.encounter.viewed", actor=request.user, obj=enc, patient_id=enc.patient_id)
     return _render_page(request, enc)
 
 
@@ -158,11 +165,27 @@ def _refused(request, encounter: Encounter, exc: ChartingError) -> HttpResponse:
     """A refusal about the record, not about what was typed (e.g. the encounter
     was signed in the meantime): the forms are no longer shown, so the message
     goes on the reloaded page."""
+    if isinstance(exc, SignedEncounterError):
+        return _signed_conflict(request, encounter.pk, exc)
     messages.error(request, exc.message)
     return _after_write(request, encounter)
 
 
+def _signed_conflict(request, encounter_pk, exc: SignedEncounterError) -> HttpResponse:
+    """409 Conflict for a change to a signed encounter (REC-1): the message says
+    to amend. A plain POST gets the chart with the message; htmx is sent to
+    the chart (HX-Redirect), which shows it."""
+    messages.error(request, exc.message)
+    url = reverse("charting:encounter", kwargs={"pk": encounter_pk})
+    if request.htmx:
+        response = HttpResponse(exc.message, status=409, content_type="text/plain; charset=utf-8")
+        response["HX-Redirect"] = url
+        return _vary(response)
+    return _render_page(request, _encounter_for(request, encounter_pk), status=409)
+
+
 @require_POST
+@phi("charting.access_site.add", object_type="charting.encounter", id_kwarg="pk")
 @role_required(NURSE)
 def add_access_site(request: HttpRequest, pk) -> HttpResponse:
     enc = _encounter_for(request, pk)
@@ -182,6 +205,7 @@ def add_access_site(request: HttpRequest, pk) -> HttpResponse:
 
 
 @require_POST
+@phi("charting.administration.add", object_type="charting.encounter", id_kwarg="pk")
 @role_required(NURSE)
 def add_administration(request: HttpRequest, pk) -> HttpResponse:
     enc = _encounter_for(request, pk)
@@ -222,8 +246,9 @@ def _administration_response(request, adm_pk, *, status=200, error: str = "", no
 
 
 def _administration_for(request, pk) -> Administration:
-    adm = get_object_or_404(Administration.objects.visible_to(request.user).select_related("drug"), pk=pk)
+    adm = get_object_or_404(Administration.objects.visible_to(request.user).select_related("drug", "encounter"), pk=pk)
     request.encounter_pk = adm.encounter_id
+    subject(adm, patient_id=adm.encounter.patient_id)
     return adm
 
 
@@ -235,18 +260,22 @@ ACTIONS = {
 
 
 @require_POST
+@phi("charting.administration.{action}", object_type="charting.administration", id_kwarg="pk")
 @role_required(NURSE)
 def administration_action(request: HttpRequest, pk, action: str) -> HttpResponse:
     """Start, resume or stop: one tap, server time."""
     adm = _administration_for(request, pk)
     try:
         adm = ACTIONS[action](adm, actor=request.user)
+    except SignedEncounterError as exc:
+        return _signed_conflict(request, adm.encounter_id, exc)
     except ChartingError as exc:
         return _administration_response(request, adm.pk, error=exc.message)
     return _administration_response(request, adm.pk, notice=adm.notice)
 
 
 @require_POST
+@phi("charting.administration.pause", object_type="charting.administration", id_kwarg="pk")
 @role_required(NURSE)
 def pause_administration(request: HttpRequest, pk) -> HttpResponse:
     adm = _administration_for(request, pk)
@@ -255,16 +284,20 @@ def pause_administration(request: HttpRequest, pk) -> HttpResponse:
         try:
             services.pause_administration(adm, reason=form.cleaned_data["reason"], actor=request.user)
             return _administration_response(request, adm.pk)
+        except SignedEncounterError as exc:
+            return _signed_conflict(request, adm.encounter_id, exc)
         except ChartingError as exc:
             _fail(form, exc)
     return _administration_response(request, adm.pk, error=" ".join(form.errors.get("reason", []) + form.non_field_errors()) or "Say why the drug is paused.", pause_form=form)
 
 
 @require_POST
+@phi("charting.administration.correct_time", object_type="charting.administration", id_kwarg="pk")
 @role_required(NURSE)
 def correct_time(request: HttpRequest, pk) -> HttpResponse:
     adm = get_object_or_404(Administration.objects.visible_to(request.user).for_chart(), pk=pk)
     request.encounter_pk = adm.encounter_id
+    subject(adm, patient_id=adm.encounter.patient_id)
     with timezone.override(adm.encounter.clinic.tz):
         form = CorrectTimeForm(request.POST, administration=adm)
         if form.is_valid():
@@ -272,6 +305,8 @@ def correct_time(request: HttpRequest, pk) -> HttpResponse:
             try:
                 services.correct_time(adm, field=field, new_value=form.cleaned_data["new_value"], pause=pause, reason=form.cleaned_data["reason"], actor=request.user)
                 return _administration_response(request, adm.pk, notice="Time corrected; the original is kept below.")
+            except SignedEncounterError as exc:
+                return _signed_conflict(request, adm.encounter_id, exc)
             except ChartingError as exc:
                 if exc.field not in form.fields:
                     # The correction form is not shown on a signed encounter: say it on the drug.
@@ -294,6 +329,8 @@ def _drug_card_form(request, pk, form_class, write, done: str, form_key: str) ->
         try:
             adm = write(adm, form.cleaned_data)
             return _administration_response(request, adm.pk, notice=adm.notice or done)
+        except SignedEncounterError as exc:
+            return _signed_conflict(request, adm.encounter_id, exc)
         except ChartingError as exc:
             if exc.field not in form.fields:
                 return _administration_response(request, adm.pk, error=exc.message)
@@ -302,6 +339,7 @@ def _drug_card_form(request, pk, form_class, write, done: str, form_key: str) ->
 
 
 @require_POST
+@phi("charting.administration.record_vials", object_type="charting.administration", id_kwarg="pk")
 @role_required(NURSE)
 def record_vials(request: HttpRequest, pk) -> HttpResponse:
     """The drug card's Vials form: containers opened (NDC, lot, size, count)."""
@@ -311,6 +349,7 @@ def record_vials(request: HttpRequest, pk) -> HttpResponse:
 
 
 @require_POST
+@phi("charting.administration.confirm_waste", object_type="charting.administration", id_kwarg="pk")
 @role_required(NURSE)
 def confirm_waste(request: HttpRequest, pk) -> HttpResponse:
     """The drug card's Waste form: "none wasted" or the amount discarded."""
@@ -325,19 +364,24 @@ def confirm_waste(request: HttpRequest, pk) -> HttpResponse:
 
 
 @require_POST
+@phi("charting.administration.remove_vials", object_type="charting.administration", id_kwarg="pk")
 @role_required(NURSE)
 def remove_vials(request: HttpRequest, pk) -> HttpResponse:
-    """A vial row's Remove button (charted by mistake); POST `vial` = the row's id."""
+    """A vial row's "entered in error" button (REC-4: struck, never deleted);
+    POST `vial` = the row's id, `reason` (optional, default "Charted by mistake")."""
     adm = _administration_for(request, pk)
     vial_id = request.POST.get("vial", "")
     try:
-        adm = services.remove_vials(adm, vial_id=int(vial_id) if vial_id.isdigit() else None, actor=request.user)
+        adm = services.remove_vials(adm, vial_id=int(vial_id) if vial_id.isdigit() else None, actor=request.user, reason=request.POST.get("reason", ""))
+    except SignedEncounterError as exc:
+        return _signed_conflict(request, adm.encounter_id, exc)
     except ChartingError as exc:
         return _administration_response(request, adm.pk, error=exc.message)
     return _administration_response(request, adm.pk, notice=adm.notice)
 
 
 @require_POST
+@phi("charting.encounter.sign", object_type="charting.encounter", id_kwarg="pk")
 @role_required(NURSE)
 def sign_encounter(request: HttpRequest, pk) -> HttpResponse:
     enc = _encounter_for(request, pk)
@@ -357,6 +401,7 @@ def sign_encounter(request: HttpRequest, pk) -> HttpResponse:
 
 
 @require_POST
+@phi("charting.administration.amend", object_type="charting.administration", id_kwarg="pk")
 @role_required(NURSE)
 def amend_administration(request: HttpRequest, pk) -> HttpResponse:
     """The drug card's Amend form on a signed encounter: one field, a reason
@@ -377,6 +422,7 @@ def amend_administration(request: HttpRequest, pk) -> HttpResponse:
 
 
 @require_POST
+@phi("charting.query.answer", object_type="charting.encounter", id_kwarg="pk")
 @role_required(NURSE)
 def answer_query(request: HttpRequest, pk) -> HttpResponse:
     """Answer a coder's query about this encounter (its id posted as `answer-query`),

@@ -3,6 +3,8 @@ read-only (the engine's output is changed by re-coding, never by hand)."""
 
 from django.contrib import admin
 
+from audit.models import Category
+from audit.phi import PhiAdminMixin
 from infusion_site.roles import ADMIN, has_role
 
 from .models import DocumentationQuery, EncounterReview, ExportLog, FinalLine, OverrideReason, Payer, PayerFamilyOverride, SuggestedLine, Suggestion
@@ -89,7 +91,9 @@ class SuggestedLineInline(admin.TabularInline):
 
 
 @admin.register(Suggestion)
-class SuggestionAdmin(admin.ModelAdmin):
+class SuggestionAdmin(PhiAdminMixin, admin.ModelAdmin):
+    phi_category = Category.CODING
+
     list_display = ("encounter", "ruleset_version", "is_current", "created_at")
     list_filter = ("is_current", "ruleset_version")
     list_select_related = ("encounter__patient",)

@@ -23,7 +23,9 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
-from audit.services import record
+from audit.models import Category
+from audit.phi import phi
+from audit.services import record, subject
 from charting.models import Administration, Amendment, Encounter
 from coding.engine import RULE_TITLES, RULESET_VERSION, PolicyError
 from infusion_site.roles import ADMIN, CODER, has_role, role_required
@@ -50,6 +52,7 @@ QUEUE_PAGE_SIZE = 25
 
 
 @require_GET
+@phi("coding.queue.viewed", category=Category.CODING)
 @role_required(CODER)
 def queue(request: HttpRequest) -> HttpResponse:
     """Signed encounters of the coder's clinics, filtered (clinic, date range,
@@ -111,9 +114,11 @@ def _administrations(encounter_id) -> dict[str, Administration]:
 
 
 def _encounter_for_coder(request: HttpRequest, encounter_id) -> Encounter:
-    return get_object_or_404(
+    encounter = get_object_or_404(
         encounters_for_coder(request.user).select_related("patient", "clinic", "signed_by", "review__finalised_by", "review__updated_by"), pk=encounter_id
     )
+    subject(encounter, patient_id=encounter.patient_id)
+    return encounter
 
 
 def _review_of(encounter: Encounter) -> EncounterReview | None:
@@ -173,11 +178,12 @@ def _render_review(request: HttpRequest, encounter: Encounter, *, status: int = 
 
 
 @require_GET
+@phi("coding.encounter.viewed", category=Category.CODING, object_type="charting.encounter", id_kwarg="encounter_id")
 @role_required(CODER)
 def review(request: HttpRequest, encounter_id) -> HttpResponse:
     encounter = _encounter_for_coder(request, encounter_id)
     # Reading a chart is audited (DESIGN §8), page by page.
-    record("coding.encounter.viewed", actor=request.user, obj=encounter, patient_id=encounter.patient_id, remote_addr=request.META.get("REMOTE_ADDR"))
+    record("coding.encounter.viewed", actor=request.user, obj=encounter, patient_id=encounter.patient_id)
     return _render_review(request, encounter)
 
 
@@ -196,7 +202,9 @@ def _policy_changes_since(suggestion: Suggestion, payer_code: str) -> tuple[tupl
 
 def _line_for_coder(request: HttpRequest, line_id: int) -> SuggestedLine:
     lines = SuggestedLine.objects.filter(suggestion__encounter__in=encounters_for_coder(request.user))
-    return get_object_or_404(lines.select_related("suggestion__encounter__clinic", "accepted_by"), pk=line_id)
+    line = get_object_or_404(lines.select_related("suggestion__encounter__clinic", "accepted_by"), pk=line_id)
+    subject(line, patient_id=line.suggestion.encounter.patient_id)
+    return line
 
 
 def _posted_version(request: HttpRequest) -> int | None:
@@ -245,6 +253,7 @@ def _save(request: HttpRequest, encounter_id, form, write, *, done: str, form_ke
 
 
 @require_POST
+@phi("coding.line.accept", category=Category.CODING, object_type="coding.suggestedline", id_kwarg="line_id")
 @role_required(CODER)
 @vary_on_headers("HX-Request")
 def accept_line(request: HttpRequest, line_id: int) -> HttpResponse:
@@ -273,6 +282,7 @@ def accept_line(request: HttpRequest, line_id: int) -> HttpResponse:
 
 
 @require_POST
+@phi("coding.suggestion.accept_all", category=Category.CODING, object_type="charting.encounter", id_kwarg="encounter_id")
 @role_required(CODER)
 def accept_all(request: HttpRequest, encounter_id) -> HttpResponse:
     """Accept every undecided line of the suggestion the coder's page showed.
@@ -302,6 +312,7 @@ def accept_all(request: HttpRequest, encounter_id) -> HttpResponse:
 
 
 @require_POST
+@phi("coding.line.change", category=Category.CODING, object_type="coding.suggestedline", id_kwarg="line_id")
 @role_required(CODER)
 def change_line(request: HttpRequest, line_id: int) -> HttpResponse:
     """Bill a suggested line with another code, units or modifiers (reason required)."""
@@ -319,6 +330,7 @@ def change_line(request: HttpRequest, line_id: int) -> HttpResponse:
 
 
 @require_POST
+@phi("coding.line.delete", category=Category.CODING, object_type="coding.suggestedline", id_kwarg="line_id")
 @role_required(CODER)
 def delete_line(request: HttpRequest, line_id: int) -> HttpResponse:
     """Drop a suggested line from the bill (reason required); the suggestion keeps it."""
@@ -336,6 +348,7 @@ def delete_line(request: HttpRequest, line_id: int) -> HttpResponse:
 
 
 @require_POST
+@phi("coding.line.add", category=Category.CODING, object_type="charting.encounter", id_kwarg="encounter_id")
 @role_required(CODER)
 def add_line(request: HttpRequest, encounter_id) -> HttpResponse:
     """Add a line the suggestion lacks (reason required)."""
@@ -345,16 +358,19 @@ def add_line(request: HttpRequest, encounter_id) -> HttpResponse:
 
 
 @require_POST
+@phi("coding.line.withdraw", category=Category.CODING, object_type="coding.finalline", id_kwarg="final_id")
 @role_required(CODER)
 def withdraw_line(request: HttpRequest, final_id: int) -> HttpResponse:
     """Take back a line the coder added."""
     finals = FinalLine.objects.filter(review__encounter__in=encounters_for_coder(request.user))
-    final = get_object_or_404(finals.select_related("review"), pk=final_id)
+    final = get_object_or_404(finals.select_related("review__encounter"), pk=final_id)
+    subject(final, patient_id=final.review.encounter.patient_id)
     form = VersionForm(request.POST)
     return _save(request, final.review.encounter_id, form, lambda data: services.withdraw_added_line(final, actor=request.user, **data), done="Added line withdrawn.", form_key="withdraw")
 
 
 @require_POST
+@phi("coding.query.open", category=Category.CODING, object_type="charting.encounter", id_kwarg="encounter_id")
 @role_required(CODER)
 def open_query(request: HttpRequest, encounter_id) -> HttpResponse:
     """Ask the nurse about the encounter or one administration."""
@@ -366,15 +382,18 @@ def open_query(request: HttpRequest, encounter_id) -> HttpResponse:
 
 
 @require_POST
+@phi("coding.query.close", category=Category.CODING, object_type="coding.documentationquery", id_kwarg="query_id")
 @role_required(CODER)
 def close_query(request: HttpRequest, query_id: int) -> HttpResponse:
     queries = DocumentationQuery.objects.filter(encounter__in=encounters_for_coder(request.user))
-    query = get_object_or_404(queries, pk=query_id)
+    query = get_object_or_404(queries.select_related("encounter"), pk=query_id)
+    subject(query, patient_id=query.encounter.patient_id)
     form = VersionForm(request.POST)
     return _save(request, query.encounter_id, form, lambda data: services.close_query(query, actor=request.user, **data), done="Query closed.", form_key="close")
 
 
 @require_POST
+@phi("coding.encounter.finalise", category=Category.CODING, object_type="charting.encounter", id_kwarg="encounter_id")
 @role_required(CODER)
 def finalise(request: HttpRequest, encounter_id) -> HttpResponse:
     """Lock the final lines; a second submit is harmless."""
@@ -387,6 +406,7 @@ def finalise(request: HttpRequest, encounter_id) -> HttpResponse:
 
 
 @require_GET
+@phi("coding.export.form_viewed", category=Category.CODING)
 @role_required(CODER)
 def export(request: HttpRequest) -> HttpResponse:
     """The export form (the download itself is a POST: it writes the export log)."""
@@ -394,6 +414,7 @@ def export(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
+@phi("coding.export.downloaded", category=Category.CODING)
 @role_required(CODER)
 def export_download(request: HttpRequest) -> HttpResponse:
     """Final lines of the coder's clinics (one clinic, or all of theirs) for a

@@ -4,6 +4,9 @@ from django.urls import include, path
 
 from . import views
 
+# PHI-3: a generic error page carrying the request id (audit.middleware).
+handler500 = "infusion_site.views.server_error"
+
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz/", views.healthz, name="healthz"),

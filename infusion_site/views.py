@@ -24,3 +24,13 @@ def healthz(request):
     session), and the bare view the request benchmarks divide by
     (benchmarks/http_bench.py)."""
     return HttpResponse("ok", content_type="text/plain")
+
+
+def server_error(request):
+    """The 500 page (PHI-3): a generic message and the request's correlation
+    id, nothing else (no traceback, SQL, settings or patient data). Rendered
+    without context processors or the database, which may be what failed."""
+    from django.http import HttpResponseServerError
+    from django.template import loader
+
+    return HttpResponseServerError(loader.get_template("500.html").render({"request_id": getattr(request, "request_id", "")}))

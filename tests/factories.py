@@ -6,6 +6,7 @@ IV infusion with its own access site on the same encounter; pass
 """
 
 import datetime as dt
+from contextlib import contextmanager
 from decimal import Decimal
 
 import factory
@@ -124,3 +125,22 @@ def chart_vials(adm: Administration) -> Administration:
     Administration.objects.filter(pk=adm.pk).update(container_type="single_dose", wasted_value=Decimal("0"), wasted_unit=adm.dose_unit or "mg", waste_confirmed_at=timezone.now())
     adm.refresh_from_db()
     return adm
+
+
+@contextmanager
+def amending(amendment_id: str = "test-arrangement"):
+    """Arrange test data on a SIGNED encounter, as an amendment would
+    (REC-1): sets `chairside.amendment` for the block, then clears it (it is
+    transaction-local, and a test runs in one transaction)."""
+    from django.db import connection
+
+    def set_(value: str) -> None:
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('chairside.amendment', %s, true)", [value])
+
+    set_(amendment_id)
+    try:
+        yield
+    finally:
+        set_("")

@@ -13,7 +13,7 @@ import pytest
 
 from charting import checks, services
 from charting.models import AdminFamily, Administration, DocumentationFlag, Encounter, OtherService, Pause, TimeCorrection, VialUse
-from tests.factories import AccessSiteFactory, AdministrationFactory, DrugFactory, EncounterFactory, PatientFactory, UserFactory
+from tests.factories import AccessSiteFactory, AdministrationFactory, DrugFactory, EncounterFactory, PatientFactory, UserFactory, amending
 
 pytestmark = pytest.mark.django_db
 
@@ -52,13 +52,15 @@ def given(encounter, site, *, drug="infliximab", start=NOW - 2 * H, minutes=60, 
         **fields,
     )
     VialUse.objects.create(administration=adm, ndc="57894-030-01", lot="L123", size_value=Decimal("100"), size_unit="mg", count=5)
-    Administration.objects.filter(pk=adm.pk).update(recorded_at=start - 5 * M)
+    with amending():
+        Administration.objects.filter(pk=adm.pk).update(recorded_at=start - 5 * M)
     adm.refresh_from_db()
     return adm
 
 
 def update(obj, **fields):
-    type(obj).objects.filter(pk=obj.pk).update(**fields)
+    with amending():  # arranging data, signed records included
+        type(obj).objects.filter(pk=obj.pk).update(**fields)
     obj.refresh_from_db()
 
 

@@ -8,7 +8,7 @@ import pytest
 from charting.models import Administration, Encounter, OtherService, Pause, VialUse
 from coding.documentation import doc_to_json, encounter_doc
 from coding.engine import Container, Quantity, evaluate, parse_scenario
-from tests.factories import AdministrationFactory
+from tests.factories import AdministrationFactory, amending
 
 pytestmark = pytest.mark.django_db
 
@@ -17,7 +17,8 @@ def _add_pauses_and_services(encounter):
     for adm in encounter.administrations.all():
         Pause.objects.create(administration=adm, paused_at=adm.started_at + dt.timedelta(minutes=5), resumed_at=adm.started_at + dt.timedelta(minutes=10))
         VialUse.objects.create(administration=adm, ndc="57894-030-01", lot="L1", size_value=100, size_unit="mg", count=1)
-    encounter.administrations.update(container_type="single_dose", wasted_value=0, wasted_unit="mg", waste_confirmed_at=dt.datetime(2025, 6, 10, tzinfo=dt.UTC))
+    with amending():
+        encounter.administrations.update(container_type="single_dose", wasted_value=0, wasted_unit="mg", waste_confirmed_at=dt.datetime(2025, 6, 10, tzinfo=dt.UTC))
     OtherService.objects.create(encounter=encounter, kind="supplies", detail="tubing")
 
 
@@ -40,7 +41,8 @@ def test_encounter_doc_maps_the_chart(make_encounter):
     first, second = encounter.administrations.order_by("started_at")
     first.drug.hcpcs, first.drug.billing_unit_value, first.drug.billing_unit_unit = "J9999", Decimal(10), "mg"
     first.drug.save()
-    Administration.objects.filter(pk=second.pk).update(hcpcs_override="J8888", visit="2", concurrent_with=first, bag="B1")
+    with amending():
+        Administration.objects.filter(pk=second.pk).update(hcpcs_override="J8888", visit="2", concurrent_with=first, bag="B1")
 
     doc = encounter_doc(Encounter.objects.get(pk=encounter.pk))
 
@@ -73,10 +75,12 @@ def test_encounter_doc_passes_containers_waste_and_ndc(make_encounter):
     # rituximab 712.5 mg style: one 500 mg vial and three 100 mg vials of two NDCs
     VialUse.objects.create(administration=first, ndc="50242-051-21", lot="R1", size_value=500, size_unit="mg", count=1)
     VialUse.objects.create(administration=first, ndc="50242-053-06", lot="R2", size_value=100, size_unit="mg", count=3)
-    Administration.objects.filter(pk=first.pk).update(container_type="single_dose", wasted_value=Decimal("87.5"), wasted_unit="mg", waste_confirmed_at=first.stopped_at)
+    with amending():
+        Administration.objects.filter(pk=first.pk).update(container_type="single_dose", wasted_value=Decimal("87.5"), wasted_unit="mg", waste_confirmed_at=first.stopped_at)
     VialUse.objects.create(administration=second, ndc="", size_value=100, size_unit="mg", count=2)
     VialUse.objects.create(administration=second, ndc="57894-030-01", lot="L2", size_value=Decimal("0.1"), size_unit="g", count=1)
-    Administration.objects.filter(pk=second.pk).update(container_type="multi_dose")
+    with amending():
+        Administration.objects.filter(pk=second.pk).update(container_type="multi_dose")
 
     by_id = {a.id: a for a in encounter_doc(Encounter.objects.get(pk=encounter.pk)).administrations}
     a1, a2, a3 = by_id[str(first.pk)], by_id[str(second.pk)], by_id[str(third.pk)]
@@ -102,8 +106,10 @@ def test_a_charted_billing_unit_comes_before_the_catalogs(make_encounter):
     first, second = encounter.administrations.order_by("started_at")
     first.drug.hcpcs, first.drug.billing_unit_value, first.drug.billing_unit_unit = "J9312", Decimal(100), "mg"
     first.drug.save()
-    Administration.objects.filter(pk=first.pk).update(hcpcs_unit_value=10, hcpcs_unit_unit="mg")
-    Administration.objects.filter(pk=second.pk).update(hcpcs_override="J7030", hcpcs_unit_value=1000, hcpcs_unit_unit="mL")
+    with amending():
+        Administration.objects.filter(pk=first.pk).update(hcpcs_unit_value=10, hcpcs_unit_unit="mg")
+    with amending():
+        Administration.objects.filter(pk=second.pk).update(hcpcs_override="J7030", hcpcs_unit_value=1000, hcpcs_unit_unit="mL")
 
     by_id = {a.id: a for a in encounter_doc(Encounter.objects.get(pk=encounter.pk)).administrations}
 

@@ -12,6 +12,7 @@ from coding.engine import RULESET_VERSION
 from coding.models import Payer, Suggestion
 from coding.services import CodingError, preview_recode, suggest_for_encounter
 from tests.coding.test_payers import import_scenario
+from tests.factories import amending
 
 pytestmark = pytest.mark.django_db
 
@@ -61,7 +62,8 @@ def test_documentation_change_shows_lines_added_removed_and_changed(make_encount
     suggest_for_encounter(encounter.pk)
     adm = encounter.administrations.get()
     # 60 -> 120 minutes: 96365 stays, 96366 x1 is added.
-    Administration.objects.filter(pk=adm.pk).update(stopped_at=adm.started_at + dt.timedelta(minutes=120))
+    with amending():  # the documentation was amended after signing
+        Administration.objects.filter(pk=adm.pk).update(stopped_at=adm.started_at + dt.timedelta(minutes=120))
 
     diff = preview_recode(encounter.pk)
 

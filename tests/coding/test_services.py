@@ -16,6 +16,7 @@ from coding.services import (
     suggest_for_encounter,
 )
 from tests.coding.test_payers import SCENARIOS, import_scenario
+from tests.factories import amending
 
 pytestmark = pytest.mark.django_db
 
@@ -79,7 +80,8 @@ def test_suggest_refuses_a_draft_and_an_unknown_encounter(make_encounter):
 
 def test_no_stop_time_gives_a_warning_not_a_timed_line(make_encounter):
     encounter = make_encounter(1)
-    Administration.objects.filter(encounter=encounter).update(stopped_at=None)
+    with amending():
+        Administration.objects.filter(encounter=encounter).update(stopped_at=None)
 
     suggestion = suggest_for_encounter(encounter.pk)
 
@@ -102,7 +104,8 @@ def test_accept_line_is_idempotent_and_audited(make_encounter, coder):
 def test_accept_line_of_a_replaced_suggestion_is_refused(make_encounter, coder):
     encounter = make_encounter(1)
     old_line = suggest_for_encounter(encounter.pk).lines.get()
-    Administration.objects.filter(encounter=encounter).update(dose_value=200)
+    with amending():  # the documentation was amended after signing
+        Administration.objects.filter(encounter=encounter).update(dose_value=200)
     suggest_for_encounter(encounter.pk)
 
     with pytest.raises(CodingError):
