@@ -100,6 +100,28 @@ def append(event: AuditEvent) -> AuditEvent:
     return event
 
 
+def append_many(events: list[AuditEvent], *, batch_size: int = 2000) -> list[AuditEvent]:
+    """Append `events` (unsaved, in order) under ONE lock of the chain head: as
+    `append` for each, in 3 statements per batch instead of 3 per row (bulk
+    imports, generated load data, tests that need thousands of rows)."""
+    if not events:
+        return events
+    with transaction.atomic(savepoint=False):
+        with connection.cursor() as cursor:
+            cursor.execute(_LOCK_HEAD)
+            seq, last_hash = cursor.fetchone()
+        prev = last_hash or GENESIS
+        for event in events:
+            seq += 1
+            event.seq = seq
+            event.prev_hash = prev
+            event.detail = normalise_detail(event.detail)
+            event.row_hash = prev = row_hash(event)
+        AuditEvent.objects.bulk_create(events, batch_size=batch_size)
+        AuditChainHead.objects.filter(pk=1).update(seq=seq, last_hash=prev)
+    return events
+
+
 @dataclass(frozen=True)
 class Problem:
     """The first place the chain does not verify: `seq`/`pk` of the row (None

@@ -14,6 +14,8 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, Stream
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from audit.models import Category
+from audit.phi import phi
 from infusion_site.roles import ADMIN, role_required
 
 from . import exports, plots, reports, services
@@ -60,6 +62,7 @@ def _page(request: HttpRequest, report: str, build: Callable[[Filters], dict[str
 
 
 @require_GET
+@phi("reports.index.viewed", category=Category.SYSTEM)
 @role_required(ADMIN)
 def index(request: HttpRequest) -> HttpResponse:
     # The export log of the admin's clinics, newest first (2 queries: logs JOIN actor, their clinics).
@@ -68,36 +71,42 @@ def index(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
+@phi("reports.completeness.viewed")
 @role_required(ADMIN)
 def completeness(request: HttpRequest) -> HttpResponse:
     return _page(request, "completeness", reports.completeness, plot=lambda d: plots.signing_bars(d["by_nurse"]) if d["by_nurse"] else "")
 
 
 @require_GET
+@phi("reports.coding.viewed", category=Category.CODING)
 @role_required(ADMIN)
 def coding(request: HttpRequest) -> HttpResponse:
     return _page(request, "coding", reports.coding, plot=lambda d: plots.code_mix_bars(d["code_mix"]) if d["code_mix"] else "")
 
 
 @require_GET
+@phi("reports.timing.viewed")
 @role_required(ADMIN)
 def timing(request: HttpRequest) -> HttpResponse:
     return _page(request, "timing", reports.timing, plot=lambda d: plots.minutes_histogram(d["distribution"], d["thresholds"], reports.NEAR_MINUTES))
 
 
 @require_GET
+@phi("reports.vials.viewed")
 @role_required(ADMIN)
 def vials(request: HttpRequest) -> HttpResponse:
     return _page(request, "vials", reports.vials)
 
 
 @require_GET
+@phi("reports.access.viewed", category=Category.SYSTEM)
 @role_required(ADMIN)
 def access_log(request: HttpRequest) -> HttpResponse:
     return _page(request, "access", reports.access_log, access_log=True)
 
 
 @require_GET
+@phi("reports.{report}.exported")
 @role_required(ADMIN)
 def export(request: HttpRequest, report: str, table: str, fmt: str) -> HttpResponse:
     """One report table as CSV (streamed) or XLSX, for the filters in the query

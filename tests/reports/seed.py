@@ -21,9 +21,10 @@ import datetime as dt
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from audit.services import write
 from charting.models import AdminFamily, Administration, DocumentationFlag, FlagKind, Pause, Purpose, VialUse
 from coding.models import SuggestedLine, Suggestion
-from tests.factories import AccessSiteFactory, AdministrationFactory, DrugFactory, EncounterFactory, PatientFactory, UserFactory
+from tests.factories import AccessSiteFactory, AdministrationFactory, DrugFactory, EncounterFactory, PatientFactory, UserFactory, amending
 
 NY = ZoneInfo("America/New_York")
 LA = ZoneInfo("America/Los_Angeles")
@@ -57,8 +58,11 @@ def infusion(encounter, drug, start, minutes, *, recorded_by, label, dose=None, 
 
 
 def vials(adm, *, lot, count, size, waste):
+    """Vials and waste charted before signing (the rows are arranged after the
+    encounter is saved as signed, so as an amendment would: REC-1)."""
     VialUse.objects.create(administration=adm, ndc="57894-030-01", lot=lot, size_value=Decimal(size), size_unit="mg", count=count)
-    Administration.objects.filter(pk=adm.pk).update(container_type="single_dose", wasted_value=Decimal(waste), wasted_unit="mg", waste_confirmed_at=adm.stopped_at)
+    with amending():
+        Administration.objects.filter(pk=adm.pk).update(container_type="single_dose", wasted_value=Decimal(waste), wasted_unit="mg", waste_confirmed_at=adm.stopped_at)
 
 
 def seed(clinic, other_clinic):
@@ -131,5 +135,5 @@ def more_rows(clinic, n: int, *, day: int = 4):
         vials(d, lot=f"L{i % 4}", count=2, size=100, waste=0)
         DocumentationFlag.objects.create(encounter=e, administration=a, kind=FlagKind.LATE_ENTRY, message="late", created_at=at(day, 10))
         suggestion(e, [(f"9636{i % 3}", 1, ()), ("J1745", 20 + i % 2, ("JZ",))], not_billed=[{"description": "supplies", "administrations": [], "rules": [f"R4{i % 2}"], "reason": "x"}])
-        AuditEvent.objects.create(actor=nurse, action="charting.encounter.viewed", object_type="charting.encounter", object_id=str(e.pk), patient_id=patient.pk, remote_addr="10.1.2.3")
-    AuditEvent.objects.filter(actor=nurse).update(at=at(day, 12))
+        # Audit rows are append-only (AUD-4): made with their time, on the chain.
+        write(AuditEvent(actor=nurse, action="charting.encounter.viewed", object_type="charting.encounter", object_id=str(e.pk), patient_id=patient.pk, remote_addr="10.1.2.3", at=at(day, 12)))

@@ -4,6 +4,7 @@ logged (ExportLog + audit row), the administrations CSV straight from COPY."""
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 
 import pytest
@@ -11,6 +12,7 @@ from django.http import StreamingHttpResponse
 from django.urls import reverse
 from openpyxl import load_workbook
 
+from audit.chain import append_many
 from audit.models import AuditEvent
 from charting.models import Patient
 from reports.models import ExportLog
@@ -140,10 +142,12 @@ def test_csv_export_memory_does_not_grow_with_rows(admin_client, clinic, data):
     patient = Patient.objects.get(mrn="RPT-0001")
 
     def add(n):
-        AuditEvent.objects.bulk_create(
-            AuditEvent(action="charting.encounter.viewed", object_type="charting.encounter", object_id="y" * 36, patient_id=patient.pk, remote_addr="10.9.9.9") for _ in range(n)
-        )
-        AuditEvent.objects.filter(remote_addr="10.9.9.9").update(at="2025-06-10T12:00:00Z")
+        # Audit rows are append-only (AUD-4): made with their time, on the chain.
+        append_many([
+            AuditEvent(action="charting.encounter.viewed", object_type="charting.encounter", object_id="y" * 36, patient_id=patient.pk, remote_addr="10.9.9.9",
+                       at=dt.datetime(2025, 6, 10, 12, tzinfo=dt.UTC))
+            for _ in range(n)
+        ])
 
     add(4000)
     small_size, small_peak = _peak_while_streaming(admin_client)

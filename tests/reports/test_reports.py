@@ -13,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from audit.models import AuditEvent
+from audit.services import write
 from charting.models import Administration, Pause
 from coding.documentation import administration_minutes
 from reports import reports
@@ -180,8 +181,8 @@ def test_an_encounter_drawing_on_two_lots_is_one_row(clinic, data, june):
 
 
 def _event(actor, action, patient, when, addr="10.0.0.7"):
-    e = AuditEvent.objects.create(actor=actor, action=action, object_type="charting.encounter", object_id="x", patient_id=patient.pk, remote_addr=addr)
-    AuditEvent.objects.filter(pk=e.pk).update(at=when)
+    # Audit rows are append-only (AUD-4): made with their time, on the chain.
+    write(AuditEvent(actor=actor, action=action, object_type="charting.encounter", object_id="x", patient_id=patient.pk, remote_addr=addr, at=when))
 
 
 def test_access_log_lists_who_opened_or_changed_which_chart(clinic, data, june):
@@ -255,7 +256,8 @@ def test_bad_dates_re_render_the_form_with_400(admin_client, data):
     response = admin_client.get(reverse("reports:timing"), {"date_from": "2025-06-30", "date_to": "2025-06-01"})
     assert response.status_code == 400
     assert "The start date is after the end date." in response.content.decode()
-    assert not AuditEvent.objects.filter(action__startswith="reports.").exists()
+    # One row per request (AUD-1), the refusal marked as such: no figures were shown.
+    assert list(AuditEvent.objects.filter(action__startswith="reports.").values_list("action", "outcome")) == [("reports.timing.viewed", "failure")]
 
 
 @pytest.mark.parametrize("who", ["nurse", "coder"])
@@ -277,8 +279,10 @@ def _queries(client, url, params) -> int:
 # the report's own queries: completeness 4 (encounters by nurse, flags by
 # nurse, nurse names, flags by kind), coding 4 (totals, code mix, units per
 # code, not billed), timing 2 (distribution, list), vials 2 (lots, mismatches),
-# access 1 (events) + the user <select>'s options.
-BUDGETS = {"completeness": 10, "coding": 10, "timing": 8, "vials": 8, "access": 8}
+# access 1 (events) + the user <select>'s options; + the PHI request's one
+# audit row on the chain (audit/phi.py): savepoint, role, chain-head lock, head
+# move, release (the insert was counted before) = +5.
+BUDGETS = {"completeness": 15, "coding": 15, "timing": 13, "vials": 13, "access": 13}
 
 
 @pytest.mark.parametrize("page", PAGES)
