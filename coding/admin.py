@@ -127,7 +127,8 @@ class OverrideReasonAdmin(AdminRoleOnly, admin.ModelAdmin):
         return False
 
 
-class ReadOnlyRecordAdmin(AdminRoleOnly, admin.ModelAdmin):
+class ReadOnlyRecordAdmin(PhiAdminMixin, AdminRoleOnly, admin.ModelAdmin):
+    phi_category = Category.CODING
     """Review records change only through coding.services (locks, versions, audit)."""
 
     def has_add_permission(self, request, *args):

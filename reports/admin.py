@@ -1,11 +1,16 @@
 from django.contrib import admin
 
+from audit.models import Category
+from audit.phi import PhiAdminMixin
+
 from .models import ExportLog
 
 
 @admin.register(ExportLog)
-class ExportLogAdmin(admin.ModelAdmin):
+class ExportLogAdmin(PhiAdminMixin, admin.ModelAdmin):
     """Read-only: the export log is a record of what left the system."""
+
+    phi_category = Category.SYSTEM
 
     list_display = ("at", "actor", "report", "table", "format", "row_count", "completed_at")
     list_filter = ("report", "format")

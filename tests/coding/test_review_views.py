@@ -20,7 +20,7 @@ from audit.models import AuditEvent
 from charting.models import Administration, Amendment, AmendmentReason, Encounter
 from coding import services
 from coding.models import DocumentationQuery, EncounterReview, ExportLog, FinalLine, OverrideReason, SuggestedLine
-from tests.factories import UserFactory
+from tests.factories import UserFactory, amending
 
 from .test_views import QUEUE_QUERIES, REVIEW_QUERIES
 
@@ -62,7 +62,8 @@ def test_queue_filters_by_status_payer_dates_clinic_and_counts_each_status(coder
     final, _ = finalised(make_encounter, coder)
     query_open, _ = coded(make_encounter)
     services.open_query(query_open, question="Which site?", actor=coder, version=0)
-    Encounter.objects.filter(pk=final.pk).update(payer="independence_blue_cross", date_of_service=dt.date(2025, 5, 1))
+    with amending():  # test arrangement on a signed encounter (REC-1)
+        Encounter.objects.filter(pk=final.pk).update(payer="independence_blue_cross", date_of_service=dt.date(2025, 5, 1))
 
     response = coder_client.get(reverse("coding:queue"))
     assert [e.pk for e in response.context["encounters"]] == [final.pk, new.pk, query_open.pk]  # oldest first

@@ -45,7 +45,48 @@ SUBJECT = {
     "coding:review": ("signed_encounter", "coder"),
     "coding:accept_all": ("signed_encounter", "coder"),
     "coding:accept_line": ("line", "coder"),
+    # the coder's review (issue 4)
+    "charting:amend_administration": ("signed_adm", "nurse"),
+    "charting:answer_query": ("signed_encounter", "nurse"),
+    "coding:change_line": ("line", "coder"),
+    "coding:delete_line": ("line", "coder"),
+    "coding:add_line": ("signed_encounter", "coder"),
+    "coding:open_query": ("signed_encounter", "coder"),
+    "coding:finalise": ("signed_encounter", "coder"),
+    "coding:withdraw_line": ("final", "coder"),
+    "coding:close_query": ("query", "coder"),
+    "coding:export": (None, "coder"),
+    "coding:export_download": (None, "coder"),
+    # the admin's reports (issue 6)
+    "reports:index": (None, "admin"),
+    "reports:completeness": (None, "admin"),
+    "reports:coding": (None, "admin"),
+    "reports:timing": (None, "admin"),
+    "reports:vials": (None, "admin"),
+    "reports:access": (None, "admin"),
+    "reports:export": (None, "admin"),
 }
+
+
+@pytest.fixture
+def signed_adm(signed_encounter):
+    return signed_encounter.administrations.get()
+
+
+@pytest.fixture
+def final(line, coder):
+    """A line the coder added (withdrawable)."""
+    from coding import services
+    from coding.models import OverrideReason
+
+    return services.add_line(line.suggestion.encounter, code="96372", units=1, modifiers=[], reason=OverrideReason.objects.filter(is_active=True).first(), actor=coder, version=None)
+
+
+@pytest.fixture
+def query(line, coder):
+    from coding import services
+
+    return services.open_query(line.suggestion.encounter, question="Was the site flushed?", actor=coder, version=None)
 
 
 def tagged_app_urls() -> dict[str, PhiTag]:
@@ -60,6 +101,8 @@ def test_aud1_every_tagged_view_is_in_the_subject_table():
 
 
 def _url_for(name: str, obj) -> str:
+    if name == "reports:export":  # its kwargs name a report table, not a record
+        return reverse(name, kwargs={"report": "timing", "table": "near_threshold", "fmt": "csv"})
     pattern = dict(_walk(get_resolver().url_patterns))[name]
     kwargs = {k: obj.pk for k in pattern.pattern.regex.groupindex} if obj is not None else {}
     return reverse(name, kwargs=kwargs)
@@ -71,6 +114,10 @@ def _patient_of(obj):
     if isinstance(obj, Encounter):
         return obj.patient_id
     if isinstance(obj, Administration):
+        return obj.encounter.patient_id
+    if hasattr(obj, "review"):  # a final line
+        return obj.review.encounter.patient_id
+    if hasattr(obj, "question"):  # a documentation query
         return obj.encounter.patient_id
     return obj.suggestion.encounter.patient_id  # a suggested line
 
@@ -229,6 +276,10 @@ def test_phi1_every_phi_url_names_records_by_uuid_or_integer_id_only():
             continue
         converters = {k: type(v).__name__ for k, v in pattern.pattern.converters.items()}
         for kwarg in pattern.pattern.regex.groupindex:
+            if name == "reports:export":  # report/table/format names, no record
+                assert converters.get(kwarg) == "SlugConverter" and kwarg in ("report", "table", "fmt"), (name, kwarg)
+                continue
             assert converters.get(kwarg) in ("UUIDConverter", "IntConverter"), (name, kwarg, converters.get(kwarg))
-        if converters:
-            assert any(c == "UUIDConverter" for c in converters.values()) or name == "coding:accept_line", name
+        if converters and name != "reports:export":
+            # int ids only for coding rows (lines, decisions, queries), not patient identifiers
+            assert any(c == "UUIDConverter" for c in converters.values()) or name.startswith("coding:"), name
