@@ -6,4 +6,9 @@ class SiteConfig(AppConfig):
     verbose_name = "Chairside site"
 
     def ready(self) -> None:
+        from axes.signals import user_locked_out
+
         from . import checks  # noqa: F401  (registers the system checks)
+        from .accounts import audit_lockout
+
+        user_locked_out.connect(audit_lockout, dispatch_uid="chairside-audit-lockout")

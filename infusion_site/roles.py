@@ -30,3 +30,19 @@ def role_required(role: str):
         return wrapped
 
     return decorator
+
+
+def needs_two_factor(user) -> bool:
+    """True when `user` must pass the TOTP step before any page (AC-9).
+
+    Required for the coder and admin roles and for staff (the Django admin);
+    a nurse is offered it, and once she has enrolled a device it is required of
+    her too (a second factor that can be skipped protects nothing).
+    """
+    from django_otp import user_has_device
+
+    if not user.is_authenticated:
+        return False
+    if user.is_staff or user.is_superuser or user.groups.filter(name__in=[CODER, ADMIN]).exists():
+        return True
+    return user_has_device(user, confirmed=True)

@@ -6,6 +6,7 @@ filesystem broker, which need no server; tests and production set
 DATABASE_URL (PostgreSQL) and CELERY_BROKER_URL (Redis).
 """
 
+import datetime as dt
 from pathlib import Path
 
 import environ
@@ -42,6 +43,9 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "django_celery_beat",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "infusion_site.apps.SiteConfig",
     "charting",
     "coding",
@@ -51,14 +55,24 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Every response the app renders (not static files) is Cache-Control: no-store.
+    "infusion_site.middleware.NoStoreMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Before LoginRequiredMiddleware: an expired session is logged out here, so
+    # the request goes on as anonymous and is sent to the log-in page.
+    "infusion_site.middleware.SessionTimeoutMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # After OTPMiddleware (reads user.is_verified()) and messages; see infusion_site/middleware.py.
+    "infusion_site.middleware.OTPRequiredMiddleware",
+    # Last: turns axes' lockout flag on the request into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "infusion_site.urls"
@@ -91,6 +105,45 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# axes first: it refuses a locked-out account before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# --- Log-in throttling (django-axes) ----------------------------------------
+# CHAIRSIDE_LOGIN_FAILURE_LIMIT failures on one account within
+# CHAIRSIDE_LOGIN_COOLOFF_MINUTES lock it for that long (even the right password
+# is refused); an admin unlocks it earlier (Django admin › Axes › Access attempts,
+# or `manage.py axes_reset_username USERNAME`). Failures from one IP address
+# across all accounts are throttled at CHAIRSIDE_LOGIN_IP_FAILURE_LIMIT, higher
+# because a clinic's tablets share one address.
+CHAIRSIDE_LOGIN_FAILURE_LIMIT = env.int("CHAIRSIDE_LOGIN_FAILURE_LIMIT", default=5)
+CHAIRSIDE_LOGIN_COOLOFF_MINUTES = env.int("CHAIRSIDE_LOGIN_COOLOFF_MINUTES", default=15)
+CHAIRSIDE_LOGIN_IP_FAILURE_LIMIT = env.int("CHAIRSIDE_LOGIN_IP_FAILURE_LIMIT", default=50)
+AXES_FAILURE_LIMIT = CHAIRSIDE_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = dt.timedelta(minutes=CHAIRSIDE_LOGIN_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username"]
+# axes.W006 asks for "ip_address" in the lock-out parameters: with one limit for
+# both, five typos across a clinic's shared address would lock every nurse out.
+# The per-address throttle is infusion_site.accounts.LoginView (its own, higher
+# limit); failures per account are counted over every address and browser.
+SILENCED_SYSTEM_CHECKS = ["axes.W006"]
+AXES_LOCKOUT_CALLABLE = "infusion_site.accounts.locked_out"
+AXES_RESET_ON_SUCCESS = True
+# A failure during the lock-out does not push its end further out: the nurse is
+# told "try again in 15 minutes", and that stays true.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# Behind a reverse proxy set AXES_IPWARE_PROXY_COUNT (e.g. 1) so the client's
+# address, not the proxy's, is counted.
+AXES_IPWARE_PROXY_COUNT = env.int("AXES_IPWARE_PROXY_COUNT", default=None)
+AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
+
+# --- Two-factor log-in (django-otp, TOTP) -------------------------------------
+# Required for the coder and admin roles (and staff); offered to nurses, and
+# required of any user who has enrolled a device.
+OTP_TOTP_ISSUER = "Chairside"
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -114,7 +167,20 @@ STATICFILES_DIRS = [
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"
 
+# --- Sessions (SES-1..SES-5) ---------------------------------------------------
+# Idle time-out: a session without a person's request for this long ends on the
+# server (background polls don't count); 15 by default, never more than 30.
+CHAIRSIDE_SESSION_IDLE_MINUTES = env.int("CHAIRSIDE_SESSION_IDLE_MINUTES", default=15)
+# Absolute lifetime, whatever the activity (a shift).
+CHAIRSIDE_SESSION_MAX_HOURS = env.int("CHAIRSIDE_SESSION_MAX_HOURS", default=12)
+if not 1 <= CHAIRSIDE_SESSION_IDLE_MINUTES <= 30 or not 1 <= CHAIRSIDE_SESSION_MAX_HOURS <= 12:
+    raise ImproperlyConfigured("CHAIRSIDE_SESSION_IDLE_MINUTES must be 1-30 and CHAIRSIDE_SESSION_MAX_HOURS 1-12.")
+SESSION_COOKIE_AGE = CHAIRSIDE_SESSION_MAX_HOURS * 3600
 SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+# htmx reads the token from the page (hx-headers), never from the cookie.
+CSRF_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not (DEBUG or DEMO))
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not (DEBUG or DEMO))
 SECURE_CONTENT_TYPE_NOSNIFF = True

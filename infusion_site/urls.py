@@ -1,13 +1,14 @@
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from . import views
+from . import accounts, views
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/login/", accounts.LoginView.as_view(), name="login"),
+    path("accounts/logout/", accounts.LogoutView.as_view(), name="logout"),
+    path("accounts/two-factor/", accounts.two_factor, name="two_factor"),
+    path("accounts/two-factor/setup/", accounts.two_factor_setup, name="two_factor_setup"),
     path("nurse/", include("charting.urls")),
     path("coder/", include("coding.urls")),
     path("admin/", admin.site.urls),

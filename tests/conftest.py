@@ -13,7 +13,34 @@ from pathlib import Path
 
 import pytest
 
-from tests.factories import ClinicFactory, UserFactory
+from tests.factories import ClinicFactory, UserFactory, confirmed_device
+
+
+@pytest.fixture(autouse=True)
+def _force_login_passes_two_factor(monkeypatch):
+    """AC-9 for tests: `client.force_login(user)` skips authentication by design
+    (no password, no axes), so it skips the TOTP step as well: for a user who
+    needs two-factor log-in (coder, admin, staff, an enrolled nurse) it also
+    gives the user a confirmed TOTP device and marks the session verified with
+    it, as the real log-in's second step does. The real path (password, then a
+    code) is tested in tests/security/test_authentication.py and by
+    tests/browser/flows.py `log_in`."""
+    from django.test.client import ClientMixin
+
+    original = ClientMixin.force_login
+
+    def force_login(self, user, backend=None):
+        original(self, user, backend)
+        from django_otp import DEVICE_ID_SESSION_KEY
+
+        from infusion_site.roles import needs_two_factor
+
+        if needs_two_factor(user):
+            session = self.session
+            session[DEVICE_ID_SESSION_KEY] = confirmed_device(user).persistent_id
+            session.save()
+
+    monkeypatch.setattr(ClientMixin, "force_login", force_login)
 
 
 @pytest.fixture

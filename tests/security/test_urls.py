@@ -34,6 +34,7 @@ CODER_WRITE = {"coding:accept_all", "coding:accept_line"}
 RULES_READ = {"coding:rule"}  # the text of a cited rule: coders and admins
 PUBLIC = {"login", "admin:login"}  # the login pages themselves
 OTHER = {"home", "logout"}  # home: per-role redirect (403 without a role); logout: POST only
+TWO_FACTOR = {"two_factor", "two_factor_setup"}  # any logged-in user (AC-9); the only pages before the code
 WRITE = NURSE_WRITE | CODER_WRITE
 
 
@@ -99,7 +100,7 @@ APP_URLS = {n: u for n, u in URLS.items() if n.split(":")[0] in ("charting", "co
 
 def test_every_url_is_classified():
     app = {n for n in URLS if n.split(":")[0] in ("charting", "coding")} | {n for n in URLS if ":" not in n}
-    assert app == NURSE_READ | NURSE_WRITE | CODER_READ | CODER_WRITE | RULES_READ | (PUBLIC - {"admin:login"}) | OTHER
+    assert app == NURSE_READ | NURSE_WRITE | CODER_READ | CODER_WRITE | RULES_READ | (PUBLIC - {"admin:login"}) | OTHER | TWO_FACTOR
     # the walk found the admin too
     assert any(n.startswith("admin:") for n in URLS)
 
