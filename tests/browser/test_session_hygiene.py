@@ -34,3 +34,20 @@ def test_ses6_after_log_out_storage_is_empty_and_back_shows_the_log_in(live_serv
     assert "/accounts/login/" in page.url
     assert "ZZCANARY-4711" not in page.content()
     assert page.locator("#id_username").is_visible()
+
+
+def test_cfg2_the_policy_blocks_inline_code_and_the_suite_sees_it(live_server, page_factory, nurse):
+    """The CSP is enforced by the browser, and page_factory's listener reports
+    every violation (so the other browser tests' silence means something)."""
+    page = page_factory()
+    log_in(page, live_server.url, "nurse")
+    page.evaluate(
+        """() => new Promise((done) => {
+            document.addEventListener('securitypolicyviolation', () => setTimeout(done, 50), {once: true});
+            const s = document.createElement('script'); s.textContent = 'window.injected = 1'; document.body.appendChild(s);
+        })"""
+    )
+    assert page.evaluate("window.injected") is None  # the inline script did not run
+    violations = list(page_factory.csp_violations)
+    page_factory.csp_violations.clear()
+    assert [v["directive"] for v in violations] == ["script-src-elem"]
