@@ -181,35 +181,58 @@ def _secret_text(device: TOTPDevice) -> str:
     return " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
 
 
+PENDING_KEY = "chairside_pending_totp_key"
+
+
+def _confirm_new_device(user, key: str, token: str) -> TOTPDevice | None:
+    """Create the confirmed device when `token` is the code for `key` now (±1
+    step); its `last_t` is that step, so the same code cannot be used again."""
+    from django_otp.oath import TOTP
+
+    device = TOTPDevice(user=user, key=key, name="Authenticator app", confirmed=True)
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    totp.time = time.time()
+    if not totp.verify(int(token), tolerance=device.tolerance):
+        return None
+    device.last_t = totp.t()
+    device.save()
+    return device
+
+
 @require_http_methods(["GET", "POST"])
 def two_factor_setup(request: HttpRequest) -> HttpResponse:
     """Enrol an authenticator app: QR code (SVG made here, no third party) and
-    the secret as text; the first code confirms the device and verifies the session.
+    the secret as text; the first code creates the confirmed device and
+    verifies the session. Until then the key lives only in the session (a GET
+    writes no row: VAL-4).
 
     Replacing a confirmed device is an admin's job (Django admin › TOTP
     devices): a stolen password alone must not be able to move the second factor.
     """
+    from django_otp.util import random_hex
+
     if TOTPDevice.objects.filter(user=request.user, confirmed=True).exists():
         messages.info(request, "Two-factor log-in is already set up for your account. To move it to a new phone, ask your clinic's admin to reset it.")
         return redirect(_with_next("two_factor", _next_url(request)) if not request.user.is_verified() else _next_url(request))
-    device = TOTPDevice.objects.filter(user=request.user, confirmed=False).order_by("pk").first()
-    if device is None:
-        device = TOTPDevice.objects.create(user=request.user, name="Authenticator app", confirmed=False)
+    key = request.session.get(PENDING_KEY) or random_hex(20)
+    request.session[PENDING_KEY] = key
     form = TokenForm(request.POST if request.method == "POST" else None)
     if form.is_valid():
-        verified, message = _check_token(request, device.pk, form.cleaned_data["token"], action="auth.mfa.enrolment_failed")
-        if verified is not None:
-            verified.confirmed = True
-            verified.save(update_fields=["confirmed"])
-            record("auth.mfa.enrolled", actor=request.user, obj=verified, remote_addr=request.META.get("REMOTE_ADDR"))
-            messages.success(request, "Two-factor log-in is set up. From now on you enter a code from your app after your password.")
-            return _verified(request, verified)
-        form.add_error("token", message)
+        with transaction.atomic():
+            device = _confirm_new_device(request.user, key, form.cleaned_data["token"])
+            if device is not None:
+                del request.session[PENDING_KEY]
+                record("auth.mfa.enrolled", actor=request.user, obj=device, remote_addr=request.META.get("REMOTE_ADDR"))
+                messages.success(request, "Two-factor log-in is set up. From now on you enter a code from your app after your password.")
+                return _verified(request, device)
+            record("auth.mfa.enrolment_failed", actor=request.user, remote_addr=request.META.get("REMOTE_ADDR"))
+        form.add_error("token", "That code is not right. Check the app shows Chairside, then enter the code it shows now.")
+    pending = TOTPDevice(user=request.user, key=key, name="Authenticator app")
     context = {
         "form": form,
         "next": _next_url(request),
-        "qr_svg": mark_safe(_qr_svg(device)),  # noqa: S308 - made by qrcode from our own otpauth URL, no user input
-        "secret": _secret_text(device),
+        "qr_svg": mark_safe(_qr_svg(pending)),  # noqa: S308 - made by qrcode from our own otpauth URL, no user input
+        "secret": _secret_text(pending),
         "required": needs_two_factor(request.user),
     }
     return render(request, "registration/two_factor_setup.html", context, status=200 if request.method == "GET" else 400)

@@ -17,7 +17,6 @@ from axes.models import AccessAttempt
 from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.models import AuditEvent
@@ -175,13 +174,18 @@ def test_ac9_a_coder_without_a_device_must_enrol_before_any_page(client, coder):
     key = secret_from(page)
     response = client.post(SETUP, {"token": "000000" if totp_for_key(key) != "000000" else "111111"})
     assert response.status_code == 400 and "not right" in response.content.decode()
-    # A wrong code is throttled for a second (django-otp), then the right one is taken.
-    with time_machine.travel(timezone.now() + dt.timedelta(seconds=3)):
-        response = client.post(SETUP, {"token": totp_for_key(key), "next": "/coder/"})
-        assert response.status_code == 302 and response["Location"] == "/coder/"
-        assert client.get("/coder/").status_code == 200
+    assert not TOTPDevice.objects.filter(user=coder).exists()  # nothing stored until a code confirms it
+    assert secret_from(client.get(SETUP).content.decode()) == key  # the same key until then
+    code = totp_for_key(key)
+    response = client.post(SETUP, {"token": code, "next": "/coder/"})
+    assert response.status_code == 302 and response["Location"] == "/coder/"
+    assert client.get("/coder/").status_code == 200
     device = TOTPDevice.objects.get(user=coder)
     assert device.confirmed and device.bin_key == key
+    # The enrolment code is spent: it does not log in a second session.
+    other = Client()
+    post_password(other, "coder")
+    assert other.post(TWO_FACTOR, {"token": code}).status_code == 400
     assert audit_count("auth.mfa.enrolled") == 1 and audit_count("auth.mfa.enrolment_failed") == 1
 
 
