@@ -36,7 +36,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.services import record
 
-from .middleware import EXPIRED_NOTICE, LAST_ACTIVITY, LOGGED_IN_AT
+from .middleware import EXPIRED_NOTICE
 from .roles import needs_two_factor
 
 
@@ -84,10 +84,8 @@ class LoginView(auth_views.LoginView):
         return context
 
     def form_valid(self, form):
-        response = super().form_valid(form)  # auth.login(): a new session id (SES-4)
-        now = time.time()
-        self.request.session[LOGGED_IN_AT] = now
-        self.request.session[LAST_ACTIVITY] = now
+        # auth.login(): a new session id (SES-4); its clocks start (middleware.start_session_clock).
+        response = super().form_valid(form)
         user = form.get_user()
         if needs_two_factor(user):
             has_device = TOTPDevice.objects.filter(user=user, confirmed=True).exists()

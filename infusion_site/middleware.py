@@ -35,6 +35,18 @@ LOGGED_IN_AT = "chairside_logged_in_at"
 EXPIRED_NOTICE = "chairside_session_expired"
 
 BACKGROUND_HEADER = "X-Chairside-Background"
+# Activity is written to the session at most once a minute: a session write per
+# request would cost three queries (savepoint, update, release) on every page.
+# The idle limit is therefore measured from the last stored minute.
+ACTIVITY_GRANULARITY_SECONDS = 60
+
+
+def start_session_clock(sender, request, user, **kwargs) -> None:
+    """`user_logged_in` receiver: the session's age and idle clocks start at log-in."""
+    if request is not None and hasattr(request, "session"):
+        now = time.time()
+        request.session[LOGGED_IN_AT] = now
+        request.session[LAST_ACTIVITY] = now
 
 
 def is_background(request: HttpRequest) -> bool:
@@ -100,7 +112,7 @@ class SessionTimeoutMiddleware:
                 return _to_login(request)
             if started is None:
                 session[LOGGED_IN_AT] = now
-            if last is None or not is_background(request):
+            if last is None or (not is_background(request) and now - last >= ACTIVITY_GRANULARITY_SECONDS):
                 session[LAST_ACTIVITY] = now
         return self.get_response(request)
 

@@ -441,8 +441,8 @@ def test_the_partial_takes_the_same_queries_for_1_and_5_vial_rows(nurse_client, 
     # session, user, role check; administration+drug; savepoint; encounter lock;
     # administration lock; vial rows lock; update; audit insert; release; then the
     # partial: administration+drug+site+encounter+patient+clinic+confirmer;
-    # pauses; vials; corrections; open flags = 16
-    with django_assert_max_num_queries(16):
+    # pauses; vials; corrections; open flags; + two-factor check (roles.needs_two_factor) = 17
+    with django_assert_max_num_queries(17):
         response = nurse_client.post(url("confirm_waste", adm), {"wasted_value": "100", "wasted_unit": "mg"}, **HTMX)
     assert response.status_code == 200
 

@@ -97,12 +97,13 @@ def test_worklist_query_count_does_not_grow(nurse_client, clinic, django_assert_
 
     # session, user, role check, my clinics (each one's "today"), encounters with
     # counts as subqueries, my clinics again and earlier days' encounters with
-    # open flags, patient choices of the open form = 8
+    # open flags, patient choices of the open form, two-factor check
+    # (roles.needs_two_factor: coder/admin role or an enrolled device?) = 9
     build(1)
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(9):
         nurse_client.get(reverse("charting:worklist"))
     build(9)
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(9):
         assert len(nurse_client.get(reverse("charting:worklist")).context["encounters"]) == 10
 
 
@@ -152,12 +153,12 @@ def test_encounter_page_query_count_does_not_grow(nurse_client, encounter, djang
     # session, user, role check; encounter+patient+clinic+signer; access sites;
     # other services; administrations+drug+site+waste confirmer; pauses; vials;
     # corrections (+corrector); open flags; audit insert; drug choices;
-    # access-site choices = 14
+    # access-site choices; two-factor check (roles.needs_two_factor) = 15
     build(1)
-    with django_assert_max_num_queries(14):
+    with django_assert_max_num_queries(15):
         nurse_client.get(url("encounter", encounter))
     build(9)
-    with django_assert_max_num_queries(14):
+    with django_assert_max_num_queries(15):
         response = nurse_client.get(url("encounter", encounter))
     assert len(response.context["administrations"]) == 10
 

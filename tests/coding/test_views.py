@@ -18,8 +18,9 @@ pytestmark = pytest.mark.django_db
 # session, user, groups (role check), encounter JOIN patient/clinic/signer (the
 # user's clinics as a subquery), audit insert, suggestion, lines JOIN accepted_by,
 # administrations JOIN drug/site, pauses, payer, payer's overrides (has the policy
-# changed since coding?). Rule links and titles come from memory.
-REVIEW_QUERIES = 11
+# changed since coding?), the session's two-factor device (django-otp). Rule
+# links and titles come from memory.
+REVIEW_QUERIES = 12
 
 
 @pytest.fixture
@@ -86,8 +87,9 @@ def test_queue_lists_signed_encounters_oldest_first_with_counts(coder_client, ma
 def test_queue_query_budget_does_not_grow_with_rows(coder_client, make_encounter, django_assert_max_num_queries, n):
     for _ in range(n):
         suggest_for_encounter(make_encounter(2).pk)
-    # session, user, groups (role check), queue (one query with counts) + slack for the user's clinics
-    with django_assert_max_num_queries(6):
+    # session, user, groups (role check), queue (one query with counts) + slack for
+    # the user's clinics, + the session's two-factor device (django-otp)
+    with django_assert_max_num_queries(7):
         response = coder_client.get(reverse("coding:queue"))
     assert response.content.count(b'data-testid="queue-row"') == n
 
