@@ -12,7 +12,7 @@ TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
 TEST_ENV := DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) \
 	SECRET_KEY=test-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz
 
-.PHONY: install run test services chromium wrk bench check-scenarios clean
+.PHONY: install run test services chromium wrk security bench check-scenarios clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -40,7 +40,13 @@ chromium:
 services:
 	@bash .ci/services
 
-test: install chromium services
+## CFG-5: bandit fails on any high-severity finding; pip-audit on any known
+## vulnerability of a pinned package (see .ci/pip-audit).
+security: install
+	$(VENV)/bin/bandit -q -r charting coding audit infusion_site -lll
+	bash .ci/pip-audit
+
+test: install chromium services security
 	$(VENV)/bin/ruff check .
 	$(TEST_ENV) $(PY) manage.py makemigrations --check --dry-run
 	$(TEST_ENV) $(PY) manage.py collectstatic --noinput -v0

@@ -30,3 +30,21 @@ def role_required(role: str):
         return wrapped
 
     return decorator
+
+
+def needs_two_factor(user) -> bool:
+    """True when `user` must pass the TOTP step before any page (AC-9).
+
+    Required for the coder and admin roles and for staff (the Django admin);
+    a nurse is offered it, and once she has enrolled a device it is required of
+    her too (a second factor that can be skipped protects nothing).
+    """
+    from django.contrib.auth import get_user_model
+    from django.db.models import Q
+
+    if not user.is_authenticated:
+        return False
+    if user.is_staff or user.is_superuser:
+        return True
+    # One query per request (this runs on every request of an unverified user).
+    return get_user_model().objects.filter(pk=user.pk).filter(Q(groups__name__in=[CODER, ADMIN]) | Q(totpdevice__confirmed=True)).exists()

@@ -6,9 +6,11 @@ filesystem broker, which need no server; tests and production set
 DATABASE_URL (PostgreSQL) and CELERY_BROKER_URL (Redis).
 """
 
+import datetime as dt
 from pathlib import Path
 
 import environ
+from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -45,6 +47,10 @@ INSTALLED_APPS = [
     # History of clinical rows by PostgreSQL triggers (charting/models.py, REC-1/REC-2).
     "pgtrigger",
     "pghistory",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "csp",
     "infusion_site.apps.SiteConfig",
     "charting",
     "coding",
@@ -56,15 +62,26 @@ MIDDLEWARE = [
     # First: the request id is on every audit row, log record and error page of the request.
     "audit.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Every response the app renders (not static files) is Cache-Control: no-store.
+    "infusion_site.middleware.NoStoreMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Before LoginRequiredMiddleware: an expired session is logged out here, so
+    # the request goes on as anonymous and is sent to the log-in page.
+    "infusion_site.middleware.SessionTimeoutMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # After OTPMiddleware (reads user.is_verified()) and messages; see infusion_site/middleware.py.
+    "infusion_site.middleware.OTPRequiredMiddleware",
+    # Last: turns axes' lockout flag on the request into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "infusion_site.urls"
@@ -79,6 +96,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "csp.context_processors.nonce",
             ],
         },
     },
@@ -96,6 +114,48 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# axes first: it refuses a locked-out account before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# --- Log-in throttling (django-axes) ----------------------------------------
+# CHAIRSIDE_LOGIN_FAILURE_LIMIT failures on one account within
+# CHAIRSIDE_LOGIN_COOLOFF_MINUTES lock it for that long (even the right password
+# is refused); an admin unlocks it earlier (Django admin › Axes › Access attempts,
+# or `manage.py axes_reset_username USERNAME`). Failures from one IP address
+# across all accounts are throttled at CHAIRSIDE_LOGIN_IP_FAILURE_LIMIT, higher
+# because a clinic's tablets share one address.
+CHAIRSIDE_LOGIN_FAILURE_LIMIT = env.int("CHAIRSIDE_LOGIN_FAILURE_LIMIT", default=5)
+CHAIRSIDE_LOGIN_COOLOFF_MINUTES = env.int("CHAIRSIDE_LOGIN_COOLOFF_MINUTES", default=15)
+CHAIRSIDE_LOGIN_IP_FAILURE_LIMIT = env.int("CHAIRSIDE_LOGIN_IP_FAILURE_LIMIT", default=50)
+AXES_FAILURE_LIMIT = CHAIRSIDE_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = dt.timedelta(minutes=CHAIRSIDE_LOGIN_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username"]
+# axes.W006 asks for "ip_address" in the lock-out parameters: with one limit for
+# both, five typos across a clinic's shared address would lock every nurse out.
+# The per-address throttle is infusion_site.accounts.LoginView (its own, higher
+# limit); failures per account are counted over every address and browser.
+SILENCED_SYSTEM_CHECKS = ["axes.W006"]
+AXES_LOCKOUT_CALLABLE = "infusion_site.accounts.locked_out"
+AXES_RESET_ON_SUCCESS = True
+# A failure during the lock-out does not push its end further out: the nurse is
+# told "try again in 15 minutes", and that stays true.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# Behind a reverse proxy set AXES_IPWARE_PROXY_COUNT (e.g. 1) so the client's
+# address, not the proxy's, is counted.
+AXES_IPWARE_PROXY_COUNT = env.int("AXES_IPWARE_PROXY_COUNT", default=None)
+AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
+
+# --- Two-factor log-in (django-otp, TOTP) -------------------------------------
+# Required for the coder and admin roles (and staff); offered to nurses, and
+# required of any user who has enrolled a device.
+OTP_TOTP_ISSUER = "Chairside"
+# An admin resets a lost phone (deletes the device) but never sees anyone's
+# secret or QR code in the Django admin.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -120,11 +180,62 @@ STATICFILES_DIRS = [
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"
 
+# --- Sessions (SES-1..SES-5) ---------------------------------------------------
+# Idle time-out: a session without a person's request for this long ends on the
+# server (background polls don't count); 15 by default, never more than 30.
+CHAIRSIDE_SESSION_IDLE_MINUTES = env.int("CHAIRSIDE_SESSION_IDLE_MINUTES", default=15)
+# Absolute lifetime, whatever the activity (a shift).
+CHAIRSIDE_SESSION_MAX_HOURS = env.int("CHAIRSIDE_SESSION_MAX_HOURS", default=12)
+if not 1 <= CHAIRSIDE_SESSION_IDLE_MINUTES <= 30 or not 1 <= CHAIRSIDE_SESSION_MAX_HOURS <= 12:
+    raise ImproperlyConfigured("CHAIRSIDE_SESSION_IDLE_MINUTES must be 1-30 and CHAIRSIDE_SESSION_MAX_HOURS 1-12.")
+SESSION_COOKIE_AGE = CHAIRSIDE_SESSION_MAX_HOURS * 3600
 SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+# htmx reads the token from the page (hx-headers), never from the cookie.
+CSRF_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not (DEBUG or DEMO))
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not (DEBUG or DEMO))
+# The __Host- prefix makes the browser refuse these cookies unless they are
+# Secure, for this host only and for every path (no sub-domain can plant one).
+SESSION_COOKIE_NAME = "__Host-sessionid" if SESSION_COOKIE_SECURE else "sessionid"
+CSRF_COOKIE_NAME = "__Host-csrftoken" if CSRF_COOKIE_SECURE else "csrftoken"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# --- Transport and headers (CFG-1): production defaults, off for the demo ----------
+# `DEBUG=false SECRET_KEY=... ALLOWED_HOSTS=... manage.py check --deploy
+# --fail-level WARNING` passes with these (tests/security/test_deploy_settings.py).
+# The demo (`make run`, plain http on 127.0.0.1) and the test run (tests/testenv.py
+# sets SECURE_SSL_REDIRECT=false: the test client speaks http) turn parts off.
+_PRODUCTION = not (DEBUG or DEMO)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=_PRODUCTION)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000 if _PRODUCTION else 0)  # one year
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=_PRODUCTION)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=_PRODUCTION)
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Behind a TLS-terminating proxy: SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO
+# (only if the proxy always sets it: a client could otherwise claim https).
+if env.str("SECURE_PROXY_SSL_HEADER", default=""):
+    SECURE_PROXY_SSL_HEADER = (env.str("SECURE_PROXY_SSL_HEADER"), "https")
+
+# Content-Security-Policy (CFG-2, django-csp 4): our own origin only, scripts and
+# styles from files (or with the per-response nonce), no plugins, no <base>, no
+# framing. htmx is configured not to inject its indicator <style> (base.html).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "form-action": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+    },
+}
 
 # --- Celery -----------------------------------------------------------------
 # The demo uses kombu's filesystem transport (no broker server); tests and

@@ -13,7 +13,34 @@ from pathlib import Path
 
 import pytest
 
-from tests.factories import ClinicFactory, UserFactory
+from tests.factories import ClinicFactory, UserFactory, confirmed_device
+
+
+@pytest.fixture(autouse=True)
+def _force_login_passes_two_factor(monkeypatch):
+    """AC-9 for tests: `client.force_login(user)` skips authentication by design
+    (no password, no axes), so it skips the TOTP step as well: for a user who
+    needs two-factor log-in (coder, admin, staff, an enrolled nurse) it also
+    gives the user a confirmed TOTP device and marks the session verified with
+    it, as the real log-in's second step does. The real path (password, then a
+    code) is tested in tests/security/test_authentication.py and by
+    tests/browser/flows.py `log_in`."""
+    from django.test.client import ClientMixin
+
+    original = ClientMixin.force_login
+
+    def force_login(self, user, backend=None):
+        original(self, user, backend)
+        from django_otp import DEVICE_ID_SESSION_KEY
+
+        from infusion_site.roles import needs_two_factor
+
+        if needs_two_factor(user):
+            session = self.session
+            session[DEVICE_ID_SESSION_KEY] = confirmed_device(user).persistent_id
+            session.save()
+
+    monkeypatch.setattr(ClientMixin, "force_login", force_login)
 
 
 @pytest.fixture
@@ -82,20 +109,37 @@ def browser():
         os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
+# Every page reports each Content-Security-Policy violation to the test (CFG-2):
+# a blocked inline script or style, a resource from elsewhere.
+_CSP_LISTENER = """
+document.addEventListener('securitypolicyviolation', (e) => {
+  window.__chairsideCspViolation({directive: e.violatedDirective, blocked: e.blockedURI, source: e.sourceFile, line: e.lineNumber, sample: e.sample, page: document.location.pathname});
+});
+"""
+
+
 @pytest.fixture
 def page_factory(browser):
-    """New isolated browser contexts (one per person), at a tablet viewport."""
+    """New isolated browser contexts (one per person), at a tablet viewport.
+
+    Any `securitypolicyviolation` event on any page of the test fails it (CFG-2)."""
     contexts = []
+    violations: list[dict] = []
 
     def make(viewport=(1024, 768)):
         ctx = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
         ctx.set_default_timeout(15_000)
+        ctx.expose_function("__chairsideCspViolation", lambda violation: violations.append(violation))
+        ctx.add_init_script(_CSP_LISTENER)
         contexts.append(ctx)
         return ctx.new_page()
 
+    make.csp_violations = violations  # a test of the mechanism itself reads (and empties) it
     yield make
     for ctx in contexts:
         ctx.close()
+    if violations:
+        pytest.fail(f"Content-Security-Policy violations: {violations}")
 
 
 BASE_DIR = Path(__file__).resolve().parents[1]

@@ -144,3 +144,35 @@ def amending(amendment_id: str = "test-arrangement"):
         yield
     finally:
         set_("")
+
+
+# --- two-factor log-in (AC-9) ------------------------------------------------------------------
+
+
+def confirmed_device(user):
+    """The user's confirmed TOTP device (created on first use), as an
+    authenticator app on the user's phone would hold it."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).order_by("pk").first()
+    return device or TOTPDevice.objects.create(user=user, name="test phone", confirmed=True)
+
+
+def totp_for_key(key: bytes, *, last_t: int = -1, step: int = 30, t0: int = 0, digits: int = 6, drift: int = 0) -> str:
+    """The code an authenticator app holding `key` shows now, or — when the
+    device already accepted this time step (`last_t`) — the next step's code,
+    which the server still accepts (tolerance 1 step). Codes are single-use."""
+    import time
+
+    from django_otp.oath import TOTP, hotp
+
+    now = TOTP(key, step, t0, digits, drift)
+    now.time = time.time()
+    counter = max(now.t(), last_t + 1)
+    return f"{hotp(key, counter, digits):0{digits}d}"
+
+
+def next_totp(device) -> str:
+    """A code `device` accepts now (the device row is re-read: the server may have used a step)."""
+    device.refresh_from_db()
+    return totp_for_key(device.bin_key, last_t=device.last_t, step=device.step, t0=device.t0, digits=device.digits, drift=device.drift)

@@ -1,13 +1,34 @@
 """Steps a person takes in the browser, shared by the browser tests."""
 
-from tests.factories import PASSWORD
+import base64
+
+from tests.factories import PASSWORD, next_totp, totp_for_key
 
 
-def log_in(page, base_url: str, username: str) -> None:
+def log_in(page, base_url: str, username: str, password: str = PASSWORD) -> None:
+    """Log in through the real pages: password, then — for coders, admins and
+    enrolled nurses — the TOTP step. A code is computed from the device's key
+    the way an authenticator app would; a user who has no device yet enrols on
+    the set-up page with the secret that page shows as text (AC-9)."""
+    from django.contrib.auth import get_user_model
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
     page.goto(base_url + "/accounts/login/")
     page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
+    page.fill("#id_password", password)
+    with page.expect_navigation():
+        page.click("button[type=submit]")
+    if "/accounts/two-factor/setup/" in page.url:
+        secret = page.locator('[data-testid="two-factor-secret"]').inner_text().replace(" ", "")
+        key = base64.b32decode(secret + "=" * (-len(secret) % 8))
+        page.fill("#id_token", totp_for_key(key))
+    elif "/accounts/two-factor/" in page.url:
+        user = get_user_model().objects.get(username=username)
+        page.fill("#id_token", next_totp(TOTPDevice.objects.get(user=user, confirmed=True)))
+    else:
+        return
+    with page.expect_navigation():
+        page.click('[data-testid="two-factor-submit"]')
 
 
 def chart_infusion(page, *, patient: str, drug: str, dose: str, site_location: str = "right antecubital") -> None:

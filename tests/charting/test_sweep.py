@@ -344,7 +344,8 @@ def test_coder_queue_filters_on_open_flags(client, coder, clinic, n, django_asse
     # payers, the per-status counts, the page count, the page of the queue
     # (open-flag count as a correlated subquery): see QUEUE_QUERIES
     # + the PHI request's one audit row (audit/phi.py): savepoint, role, chain-head lock, insert, head move, release (+6) = 14
-    with django_assert_max_num_queries(14):
+    # + the session's two-factor check (roles.needs_two_factor, django-otp): +1
+    with django_assert_max_num_queries(15):
         response = client.get(reverse("coding:queue") + "?flags=open")
     assert sorted(e.patient.mrn for e in response.context["encounters"]) == sorted(f"FLAG-{i}" for i in range(n))
     assert all(e.open_flag_count == 1 for e in response.context["encounters"])

@@ -23,7 +23,8 @@ pytestmark = pytest.mark.django_db
 # override reasons, queries JOIN people/drug, amendments JOIN author/reason/drug,
 # the previous suggestion and its lines (the re-code diff). Rule links and
 # titles come from memory.
-REVIEW_QUERIES = 22  # + the audit row: savepoint, role, chain-head lock, head move, release (the insert was counted before)
+# + the session's two-factor check (roles.needs_two_factor, django-otp): +1
+REVIEW_QUERIES = 23  # + the audit row: savepoint, role, chain-head lock, head move, release (the insert was counted before)
 
 
 @pytest.fixture
@@ -91,13 +92,14 @@ def test_queue_lists_signed_encounters_oldest_first_with_counts(coder_client, ma
 # the per-status counts (one GROUP BY), the page count, the page of the queue
 # (one query: review status, line counts, open queries and flags as subqueries).
 # + the PHI request's one audit row (audit/phi.py): savepoint, role, chain-head lock, insert, head move, release (role cached) = 14
-QUEUE_QUERIES = 14
+QUEUE_QUERIES = 15  # + the session's two-factor check (roles.needs_two_factor, django-otp)
 
 
 @pytest.mark.parametrize("n", [1, 10])
 def test_queue_query_budget_does_not_grow_with_rows(coder_client, make_encounter, django_assert_max_num_queries, n):
     for _ in range(n):
         suggest_for_encounter(make_encounter(2).pk)
+    # + the session's two-factor check (roles.needs_two_factor, django-otp): +1
     with django_assert_max_num_queries(QUEUE_QUERIES):
         response = coder_client.get(reverse("coding:queue"))
     assert response.content.count(b'data-testid="queue-row"') == n

@@ -49,6 +49,7 @@ RULES_READ = {"coding:rule"}  # the text of a cited rule: coders and admins
 ADMIN_READ = {"reports:index", "reports:completeness", "reports:coding", "reports:timing", "reports:vials", "reports:access", "reports:export"}
 PUBLIC = {"login", "admin:login", "healthz"}  # the login pages themselves, the load balancer probe
 OTHER = {"home", "logout"}  # home: per-role redirect (403 without a role); logout: POST only
+TWO_FACTOR = {"two_factor", "two_factor_setup"}  # any logged-in user (AC-9); the only pages before the code
 WRITE = NURSE_WRITE | CODER_WRITE
 
 
@@ -114,7 +115,7 @@ APP_URLS = {n: u for n, u in URLS.items() if n.split(":")[0] in ("charting", "co
 
 def test_every_url_is_classified():
     app = {n for n in URLS if n.split(":")[0] in ("charting", "coding", "reports")} | {n for n in URLS if ":" not in n}
-    assert app == NURSE_READ | NURSE_WRITE | CODER_READ | CODER_WRITE | RULES_READ | ADMIN_READ | (PUBLIC - {"admin:login"}) | OTHER
+    assert app == NURSE_READ | NURSE_WRITE | CODER_READ | CODER_WRITE | RULES_READ | ADMIN_READ | (PUBLIC - {"admin:login"}) | OTHER | TWO_FACTOR
     # the walk found the admin too
     assert any(n.startswith("admin:") for n in URLS)
 
