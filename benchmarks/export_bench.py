@@ -116,6 +116,15 @@ def session_cookie() -> tuple[str, str, list[int]]:
     clinic.staff.add(user)
     client = Client()
     client.force_login(user)
+    # Admins log in with a second factor (AC-9): the session carries a confirmed
+    # device, as after the real two-step log-in.
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first() or TOTPDevice.objects.create(user=user, name="bench", confirmed=True)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
     return settings.SESSION_COOKIE_NAME, client.cookies[settings.SESSION_COOKIE_NAME].value, [clinic.pk]
 
 
@@ -177,7 +186,9 @@ def main(argv: list[str] | None = None) -> int:
         "SECRET_KEY": SECRET,
         "DEBUG": "false",
         "CHAIRSIDE_DEMO": "0",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
+        # Plain http on loopback: no TLS in front of this server.
+        "SECURE_SSL_REDIRECT": "false",
         "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/13"),
         "DJANGO_SETTINGS_MODULE": "infusion_site.settings",
     }
@@ -185,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     if count_rows(args.database) != args.rows:
         fill(args.database, args.rows)
     rows = count_rows(args.database)
-    os.environ.update({k: env[k] for k in ("DATABASE_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE")})
+    os.environ.update({k: env[k] for k in ("DATABASE_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "SECURE_SSL_REDIRECT", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE")})
     cookie_name, cookie, clinics = session_cookie()
 
     from reports.exports import administrations_select

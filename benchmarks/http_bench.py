@@ -21,8 +21,9 @@ with 100 administrations (the test client on the same database), which must
 be equal.
 
 The data: the sweep bench's database (``chairside_bench``, see
-benchmarks/sweep_bench.py) plus, per run, fresh draft encounters for today
-in the first load clinic, charted by its nurse.
+benchmarks/sweep_bench.py: a million administrations behind every query)
+plus, per run, fresh draft encounters for today in a clinic of its own
+("Bench HTTP clinic"), charted by its nurse.
 
 Usage: python benchmarks/http_bench.py [--seconds 15] [--rounds 3] [--clients 50]
 """
@@ -130,10 +131,16 @@ def main() -> int:
 
     call_command("migrate", verbosity=0)
     call_command("collectstatic", "--noinput", verbosity=0)
-    clinic = Clinic.objects.filter(name__startswith="Load clinic ").order_by("pk").first()
-    if clinic is None:
+    if not Clinic.objects.filter(name__startswith="Load clinic ").exists():
         sys.exit("http bench: no load data; run benchmarks/sweep_bench.py first (make bench does).")
-    nurse = clinic.staff.order_by("pk").first()
+    # Its own clinic and nurse: the load clinics stay as generated (the sweep bench counts them).
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    clinic, _ = Clinic.objects.get_or_create(name="Bench HTTP clinic", defaults={"time_zone": "America/New_York"})
+    nurse, _ = get_user_model().objects.get_or_create(username="bench-http-nurse", defaults={"first_name": "Bench", "last_name": "Nurse"})
+    nurse.groups.add(Group.objects.get_or_create(name="nurse")[0])
+    clinic.staff.add(nurse)
     today = timezone.localdate(timezone=clinic.tz)
     drugs = list(Drug.objects.filter(name__in=("infliximab", "diphenhydramine HCl", "methylprednisolone sodium succinate", "rituximab")))
 
@@ -162,9 +169,11 @@ def main() -> int:
             assert client.get(f"/nurse/encounters/{enc_id}/").status_code == 200
         counts.append(len(queries))
 
-    session = client.cookies["sessionid"].value
-    csrf = secrets.token_urlsafe(32)[:32].replace("-", "a").replace("_", "b")
-    cookie = f"sessionid={session}; csrftoken={csrf}"
+    from django.conf import settings
+
+    session = client.cookies[settings.SESSION_COOKIE_NAME].value
+    csrf = secrets.token_hex(16)  # 32 characters of the CSRF alphabet
+    cookie = f"{settings.SESSION_COOKIE_NAME}={session}; {settings.CSRF_COOKIE_NAME}={csrf}"
     tag = secrets.token_hex(3)
     chart_encounters, _ = chart(200, 4, f"c{tag}")
     _, startstop_ids = chart(6000, 4, f"s{tag}")

@@ -72,9 +72,9 @@ def main() -> int:
 
     call_command("migrate", verbosity=0)
     prefix = f"Load clinic {args.seed}-"
-    have = Encounter.objects.filter(clinic__name__startswith=prefix).count()
+    have = Encounter.objects.filter(clinic__name__startswith=prefix, patient__mrn__startswith=f"L{args.seed}-").count()
     if have != args.encounters:
-        if have or Clinic.objects.exists():
+        if have or Clinic.objects.filter(name__startswith="Load clinic ").exists():
             sys.exit(f"sweep bench: {args.database} holds other data ({have} load encounters with seed {args.seed}); drop that database or pass --database.")
         started = time.perf_counter()
         counts = loadgen.generate(clinics=args.clinics, encounters=args.encounters, seed=args.seed)
