@@ -6,7 +6,7 @@ Each request is measured on a fresh drug in an encounter of 1, then of 30
 administrations; the two counts must be equal (no query per row) and stay
 within the budget written here, so a new query is a deliberate change.
 Every request includes its audit row on the hash chain (audit/phi.py: 6
-queries) and the session's two-factor/idle checks.
+queries) and the session's two-factor check (roles.needs_two_factor).
 """
 
 import datetime as dt
@@ -50,14 +50,14 @@ def _subject(encounter, state):
 
 # name, state of the drug, url name, POST data (None = GET of the page), budget
 REQUESTS = [
-    ("encounter page", "not_started", "encounter", None, 20),
-    ("start", "not_started", "start_administration", {}, 21),
-    ("pause", "running", "pause_administration", {"reason": "reaction"}, 22),
-    ("resume", "paused", "resume_administration", {}, 22),
-    ("stop", "running", "stop_administration", {}, 23),
-    ("correct a time", "stopped", "correct_time", {"target": "started_at", "new_value": "2026-03-10T09:58", "reason": "pump clock"}, 29),
-    ("vials", "stopped", "record_vials", VIALS, 23),
-    ("waste", "stopped", "confirm_waste", {"none": "on", "wasted_unit": "mg"}, 22),
+    ("encounter page", "not_started", "encounter", None, 21),
+    ("start", "not_started", "start_administration", {}, 22),
+    ("pause", "running", "pause_administration", {"reason": "reaction"}, 23),
+    ("resume", "paused", "resume_administration", {}, 23),
+    ("stop", "running", "stop_administration", {}, 24),
+    ("correct a time", "stopped", "correct_time", {"target": "started_at", "new_value": "2026-03-10T09:58", "reason": "pump clock"}, 30),
+    ("vials", "stopped", "record_vials", VIALS, 24),
+    ("waste", "stopped", "confirm_waste", {"none": "on", "wasted_unit": "mg"}, 23),
 ]
 
 
