@@ -134,6 +134,8 @@ def override_reason_bars(by_reason_action: dict[str, dict[str, int]]) -> str:
     colours = ("#fd7e14", "#dc3545", COLOURS[1], *COLOURS)  # changed, deleted, added
     for i, action in enumerate(actions):
         values = [by_reason_action[label].get(action, 0) for label in labels]
+        if not any(values):
+            continue  # no bar, no legend entry
         ax.barh(labels, values, left=left, label=action.lower(), color=colours[i % len(colours)])
         left = [a + b for a, b in zip(left, values, strict=True)]
     ax.invert_yaxis()

@@ -194,10 +194,10 @@ def decide_bulk(coder, day: int):
     """Decide every line of the current suggestions of 2025-06-`day` that has
     no decision yet, in bulk (reviews and final lines written directly, as the
     workflow stores them): the first line of each encounter accepted, the
-    others changed (one more unit, units_miscounted), and a line added to every
+    others changed (one more unit, units_miscounted) or, in every third
+    encounter, deleted (not_separately_reportable), and a line added to every
     other encounter (service_missing). Returns the counts made."""
-    reason_change = OverrideReason.objects.get(code="units_miscounted")
-    reason_add = OverrideReason.objects.get(code="service_missing")
+    reasons = dict(OverrideReason.objects.filter(code__in=["units_miscounted", "not_separately_reportable", "service_missing"]).values_list("code", "pk"))
     when = at(day, 18)
     pending = list(
         SuggestedLine.objects.filter(suggestion__is_current=True, suggestion__encounter__date_of_service=dt.date(2025, 6, day))
@@ -211,20 +211,27 @@ def decide_bulk(coder, day: int):
         EncounterReview(encounter_id=e, status=ReviewStatus.IN_REVIEW, version=1, updated_by=coder, updated_at=when) for e in encounter_ids if e not in existing
     )
     reviews = dict(EncounterReview.objects.filter(encounter_id__in=encounter_ids).values_list("encounter_id", "pk"))
-    finals, first_seen, counts = [], set(), {"accept": 0, "change": 0, "add": 0}
+    finals, seen, accepted = [], [], []
+    counts = dict.fromkeys(["accept", "change", "delete", "add"], 0)
     for line in pending:
         encounter_id = line.suggestion.encounter_id
         common = {"review_id": reviews[encounter_id], "suggestion_id": line.suggestion_id, "decided_by": coder, "decided_at": when, "version": 1}
-        suggested = {**common, "suggested_line": line, "position": line.position, "code": line.code, "modifiers": line.modifiers}
-        if encounter_id in first_seen:
-            finals.append(FinalLine(action=FinalAction.CHANGE, units=line.units + 1, reason=reason_change, **suggested))
-            counts["change"] += 1
+        suggested = {**common, "suggested_line": line, "position": line.position, "code": line.code, "units": line.units, "modifiers": line.modifiers}
+        if seen and seen[-1] == encounter_id:
+            if len(seen) % 3 == 0:
+                finals.append(FinalLine(**suggested, action=FinalAction.DELETE, reason_id=reasons["not_separately_reportable"]))
+                counts["delete"] += 1
+            else:
+                finals.append(FinalLine(**{**suggested, "units": line.units + 1}, action=FinalAction.CHANGE, reason_id=reasons["units_miscounted"]))
+                counts["change"] += 1
             continue
-        first_seen.add(encounter_id)
-        finals.append(FinalLine(action=FinalAction.ACCEPT, units=line.units, **suggested))
+        seen.append(encounter_id)
+        finals.append(FinalLine(**suggested, action=FinalAction.ACCEPT))
+        accepted.append(line.pk)
         counts["accept"] += 1
-        if len(first_seen) % 2:
-            finals.append(FinalLine(action=FinalAction.ADD, position=99, code="96523", units=1, modifiers=[], reason=reason_add, **common))
+        if len(seen) % 2:
+            finals.append(FinalLine(**common, action=FinalAction.ADD, position=99, code="96523", units=1, modifiers=[], reason_id=reasons["service_missing"]))
             counts["add"] += 1
     FinalLine.objects.bulk_create(finals)
+    SuggestedLine.objects.filter(pk__in=accepted).update(accepted_by=coder, accepted_at=when)  # as accept_line marks them
     return counts

@@ -387,18 +387,18 @@ def test_query_count_does_not_grow_with_rows(admin_client, clinic, coder, data, 
     url = reverse(f"reports:{page}")
     params = {**JUNE, "date_from": "2025-06-04", "date_to": "2025-06-04"}
     more_rows(clinic, 1)
-    assert decide_bulk(coder, 4) == {"accept": 1, "change": 1, "add": 1}
+    assert decide_bulk(coder, 4) == {"accept": 1, "change": 1, "delete": 0, "add": 1}
     with django_assert_num_queries(BUDGETS[page]):
         admin_client.get(url, params)
     more_rows(clinic, 60, day=4)
-    assert decide_bulk(coder, 4) == {"accept": 60, "change": 60, "add": 30}
+    assert decide_bulk(coder, 4) == {"accept": 60, "change": 40, "delete": 20, "add": 30}
     with django_assert_num_queries(BUDGETS[page]):
         response = admin_client.get(url, params)
     assert response.status_code == 200
     # the many rows are on the page (lists: a patient of the last ones; tables: the totals)
     marker = {"completeness": "<td>61</td>", "coding": "<td>J1745</td><td>61</td>", "timing": "BULK-60-0058", "vials": "BULK-60-0059", "access": "BULK-60-0059"}[page]
     assert marker in response.content.decode()
-    if page == "coding":  # the decisions too: 61 accepted, 61 changed, 31 added of 122 suggested
+    if page == "coding":  # the decisions too: 61 accepted, 41 changed, 20 deleted, 31 added of 122 suggested
         assert "<td>Lines</td><td>Overridden (changed, deleted or added)</td><td>92</td><td>60.1</td>" in response.content.decode()
 
 
