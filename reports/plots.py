@@ -120,3 +120,28 @@ def signing_bars(rows: Sequence[tuple]) -> str:
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     ax.spines[["top", "right"]].set_visible(False)
     return _render(fig, "Encounters signed on time, late and unsigned per nurse")
+
+
+def override_reason_bars(by_reason_action: dict[str, dict[str, int]]) -> str:
+    """Horizontal bars of overridden lines per reason, most used on top, each
+    stacked by what the coder did (changed, deleted, added), as inline SVG
+    (`by_reason_action`: reports.overrides()["by_reason_action"])."""
+    labels = list(by_reason_action)
+    actions = list(dict.fromkeys(a for counts in by_reason_action.values() for a in counts))
+    fig = Figure(figsize=(9, max(1.6, 0.4 * len(labels) + 0.9)))
+    ax = fig.subplots()
+    left = [0] * len(labels)
+    colours = ("#fd7e14", "#dc3545", COLOURS[1], *COLOURS)  # changed, deleted, added
+    for i, action in enumerate(actions):
+        values = [by_reason_action[label].get(action, 0) for label in labels]
+        if not any(values):
+            continue  # no bar, no legend entry
+        ax.barh(labels, values, left=left, label=action.lower(), color=colours[i % len(colours)])
+        left = [a + b for a, b in zip(left, values, strict=True)]
+    ax.invert_yaxis()
+    ax.set_xlabel("Overridden lines")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    if labels:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _render(fig, "Overridden lines per reason, by what the coder did")

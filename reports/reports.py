@@ -31,7 +31,7 @@ from django.db.models.functions import Coalesce, TruncMonth, TruncWeek
 from audit.models import AuditEvent
 from charting.models import Administration, Clinic, DocumentationFlag, Encounter, FlagKind, Patient, Purpose, Route
 from coding.engine import RULE_TITLES
-from coding.models import SuggestedLine
+from coding.models import FinalAction, SuggestedLine
 
 # Rows a page lists before it says "export for the rest"; the export streams all.
 PAGE_ROWS = 200
@@ -263,11 +263,9 @@ def not_billed_rows(filters: Filters) -> Iterator[tuple]:
 
 
 def coding(filters: Filters) -> dict[str, Any]:
-    """Code mix over time, units per code, lines not billed by rule, and how many
-    suggested lines coders have accepted so far. 5 queries (one per figure).
-
-    The override rate and reasons (suggestion vs the coder's final line) need
-    the review workflow of issue #4: see `overrides`.
+    """Code mix over time, units per code, lines not billed by rule, how many
+    suggested lines coders have accepted so far, and the override rate and
+    reasons (`overrides`). 5 queries (one per figure).
     """
     totals = _current_lines(filters).aggregate(lines=Count("pk"), accepted=Count("pk", filter=Q(accepted_at__isnull=False)))
     return {
@@ -282,14 +280,96 @@ def coding(filters: Filters) -> dict[str, Any]:
     }
 
 
-def overrides(filters: Filters) -> None:
-    """Suggestion-vs-final override rate and reasons: not available yet.
+# One statement: the current suggestions' lines counted (action and reason
+# NULL), then the coders' current decisions on those suggestions grouped by
+# action and reason. A FinalLine belongs to the suggestion it decided on
+# (`FinalLine.suggestion`, also for an added line), so decisions on a
+# suggestion since replaced by a re-code drop out with it, and only the
+# current decision of a line counts (`is_current`: one per suggested line;
+# a superseded decision or a withdrawn added line is history).
+OVERRIDES_SQL = """
+WITH cur AS (
+  SELECT s.id FROM coding_suggestion s JOIN charting_encounter e ON e.id = s.encounter_id
+  WHERE s.is_current AND e.clinic_id = ANY(%(clinics)s) AND e.date_of_service BETWEEN %(date_from)s AND %(date_to)s
+)
+SELECT NULL AS action, NULL AS reason_id, NULL AS reason, NULL AS position, count(*) AS lines
+FROM coding_suggestedline l WHERE l.suggestion_id IN (SELECT id FROM cur)
+UNION ALL
+SELECT f.action, r.id, r.label, r.position, count(*)
+FROM coding_finalline f LEFT JOIN coding_overridereason r ON r.id = f.reason_id
+WHERE f.is_current AND f.suggestion_id IN (SELECT id FROM cur)
+GROUP BY f.action, r.id, r.label, r.position
+"""
 
-    The coder's final lines and override reasons are models of issue #4 (the
-    review workflow), which this branch does not have. Returns None, and the
-    page says so; it is wired when #4 lands (see the README's Reports section).
+OVERRIDE_ACTIONS = (FinalAction.CHANGE, FinalAction.DELETE, FinalAction.ADD)
+
+
+def overrides(filters: Filters) -> dict[str, Any]:
+    """The coders' current decisions against the current suggestions' lines
+    (one query, OVERRIDES_SQL).
+
+    `suggested`: lines of the current suggestions; `decided`: those with a
+    current decision (accept, change or delete); `added`: lines a coder added;
+    `decisions`: decided + added; `overridden`: changed + deleted + added;
+    `rate`: overridden as a % of decisions (None without decisions), so a
+    line not yet reviewed counts neither way. `by_action`: (label, lines, % of
+    decisions) for accept, change, delete, add; `by_reason`: (reason, lines,
+    % of decisions) of the overrides, most used first (their lines add up to
+    `overridden`); `by_reason_action`: {reason: {action: lines}} for the plot; `rows`:
+    the exported table (OVERRIDE_COLUMNS).
     """
-    return None
+    suggested = 0
+    by_action = dict.fromkeys(FinalAction.values, 0)
+    reasons: dict[int, dict[str, Any]] = {}
+    with connection.cursor() as cursor:  # a handful of rows: no server-side cursor
+        cursor.execute(OVERRIDES_SQL, filters.sql_params())
+        fetched = cursor.fetchall()
+    for action, reason_id, label, position, lines in fetched:
+        if action is None:
+            suggested = lines
+            continue
+        by_action[action] += lines
+        if action != FinalAction.ACCEPT and reason_id is not None:
+            reason = reasons.setdefault(reason_id, {"label": label, "position": position, "lines": 0, "actions": dict.fromkeys(OVERRIDE_ACTIONS, 0)})
+            reason["lines"] += lines
+            reason["actions"][action] += lines
+    added = by_action[FinalAction.ADD]
+    decided = sum(by_action.values()) - added
+    decisions = decided + added
+    overridden = sum(by_action[a] for a in OVERRIDE_ACTIONS)
+    ordered = sorted(reasons.values(), key=lambda r: (-r["lines"], r["position"], r["label"]))
+    labels = dict(FinalAction.choices)
+    action_rows = [(labels[a], by_action[a], _pct(by_action[a], decisions)) for a in FinalAction.values]
+    reason_rows = [(r["label"], r["lines"], _pct(r["lines"], decisions)) for r in ordered]
+    rows = [
+        ("Lines", "Suggested", suggested, None),
+        ("Lines", "Suggested and decided", decided, None),
+        ("Lines", "Suggested, not yet decided", suggested - decided, None),
+        ("Lines", "Decisions (decided + added)", decisions, _pct(decisions, decisions)),
+        ("Lines", "Overridden (changed, deleted or added)", overridden, _pct(overridden, decisions)),
+        *(("Action", *row) for row in action_rows),
+        *(("Reason", *row) for row in reason_rows),
+    ]
+    return {
+        "suggested": suggested,
+        "decided": decided,
+        "added": added,
+        "decisions": decisions,
+        "overridden": overridden,
+        "rate": _pct(overridden, decisions),
+        "by_action": action_rows,
+        "by_reason": reason_rows,
+        "by_reason_action": {r["label"]: {labels[a]: n for a, n in r["actions"].items()} for r in ordered},
+        "rows": rows,
+    }
+
+
+OVERRIDE_COLUMNS = ("Group", "Item", "Lines", "% of decisions")
+
+
+def override_rows(filters: Filters) -> Iterator[tuple]:
+    """The override table (`overrides(filters)["rows"]`): totals, then per action, then per reason."""
+    yield from overrides(filters)["rows"]
 
 
 # --- 3. Timing audit --------------------------------------------------------------------
@@ -605,6 +685,7 @@ TABLES: dict[tuple[str, str], Table] = {
         Table("coding", "code_mix", "Code mix over time", ("Period start", "Code", "Lines", "Units"), code_mix_rows),
         Table("coding", "units_per_code", "Units per code", ("Code", "Lines", "Encounters", "Units", "Mean units per line", "Most units on a line"), units_per_code_rows),
         Table("coding", "not_billed", "Documented, not billed, by rule", ("Rule", "Rule title", "Items", "Encounters", "Example"), not_billed_rows),
+        Table("coding", "overrides", "Override rate and reasons", OVERRIDE_COLUMNS, override_rows),
         Table(
             "timing",
             "near_threshold",

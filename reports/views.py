@@ -29,7 +29,7 @@ EXPORTABLE = {**TABLES, ("administrations", "all"): ADMINISTRATIONS}
 
 REPORTS = (
     ("completeness", "Documentation completeness", "Signed on time, flags opened, resolved and open, by nurse, clinic and kind."),
-    ("coding", "Coding", "Code mix over time, units per code, what was documented but not billed, by rule."),
+    ("coding", "Coding", "Code mix over time, units per code, what was documented but not billed, by rule; the coders' override rate and reasons."),
     ("timing", "Timing audit", "Infusion minutes against the 16/31/91/151-minute thresholds; infusions just above one."),
     ("vials", "Vial reconciliation", "Containers opened against units billed and wasted, per drug, NDC and lot."),
     ("access", "Chart access log", "Who opened or changed which patient's records, when and from where."),
@@ -81,7 +81,15 @@ def completeness(request: HttpRequest) -> HttpResponse:
 @phi("reports.coding.viewed", category=Category.CODING)
 @role_required(ADMIN)
 def coding(request: HttpRequest) -> HttpResponse:
-    return _page(request, "coding", reports.coding, plot=lambda d: plots.code_mix_bars(d["code_mix"]) if d["code_mix"] else "")
+    return _page(request, "coding", reports.coding, plot=_coding_plots)
+
+
+def _coding_plots(data: dict[str, Any]) -> dict[str, str]:
+    """The code mix, and the overrides per reason when a coder overrode a line."""
+    return {
+        "code_mix": plots.code_mix_bars(data["code_mix"]) if data["code_mix"] else "",
+        "overrides": plots.override_reason_bars(data["overrides"]["by_reason_action"]) if data["overrides"]["by_reason_action"] else "",
+    }
 
 
 @require_GET

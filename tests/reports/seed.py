@@ -13,6 +13,9 @@ Suggestions (E1, E2): 96365 x1 + 96361 x1 (E1), 96413 x1 + 96415 x1 (E2), drug l
 E1 did not bill 99211 (R39) and a KVO bag (R29).
 Hilltop Infusion (the other clinic) has one encounter whose numbers must never show:
 a 17-minute infusion, a signed-late encounter, a flag, an audit row.
+
+`seed_reviews` adds the coders' decisions of July for the override report
+(see its docstring); `decide_bulk` decides many lines at once for the query budgets.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from zoneinfo import ZoneInfo
 
 from audit.services import write
 from charting.models import AdminFamily, Administration, DocumentationFlag, FlagKind, Pause, Purpose, VialUse
-from coding.models import SuggestedLine, Suggestion
+from coding import services as coding_services
+from coding.models import EncounterReview, FinalAction, FinalLine, OverrideReason, ReviewStatus, SuggestedLine, Suggestion
 from tests.factories import AccessSiteFactory, AdministrationFactory, DrugFactory, EncounterFactory, PatientFactory, UserFactory, amending
 
 NY = ZoneInfo("America/New_York")
@@ -137,3 +141,101 @@ def more_rows(clinic, n: int, *, day: int = 4):
         suggestion(e, [(f"9636{i % 3}", 1, ()), ("J1745", 20 + i % 2, ("JZ",))], not_billed=[{"description": "supplies", "administrations": [], "rules": [f"R4{i % 2}"], "reason": "x"}])
         # Audit rows are append-only (AUD-4): made with their time, on the chain.
         write(AuditEvent(actor=nurse, action="charting.encounter.viewed", object_type="charting.encounter", object_id=str(e.pk), patient_id=patient.pk, remote_addr="10.1.2.3", at=at(day, 12)))
+
+
+def seed_reviews(clinic, other_clinic, coder):
+    """The coders' decisions of July 2025, made through the review workflow
+    (coding.services), on encounters of their own (the June figures stay as
+    they are). In Riverside, on the current suggestions, 10 suggested lines:
+
+    | encounter | current suggestion | decisions (current) |
+    | E4 2025-07-01 | 6 lines | accept 1-3; line 4 accepted, then changed (units_miscounted); change 5 (units_miscounted); delete 6 (service_not_documented) |
+    | E5 2025-07-02 | 4 lines (re-coded) | accept 1-2; 3-4 undecided; add a line (service_missing); another added, then withdrawn |
+
+    so 8 decided, 5 accepted, 2 changed, 1 deleted, 1 added: 9 decisions, 4
+    overridden (44.4 %). Never counted: E5's replaced suggestion (a line
+    deleted as duplicate_line, one accepted), a Hilltop encounter (a line
+    changed, payer_rule) and a Riverside one in August (a line deleted,
+    payer_rule).
+    """
+    nell = UserFactory(username="nell", first_name="Nell", last_name="Nurse", roles=["nurse"], clinics=[clinic, other_clinic])
+
+    def signed(where, day, month=7):
+        patient = PatientFactory(clinic=where)
+        return EncounterFactory(patient=patient, date_of_service=dt.date(2025, month, day), status="signed", signed_by=nell, signed_at=dt.datetime(2025, month, day, 15, tzinfo=NY))
+
+    def lines(s):
+        return list(s.lines.order_by("position"))
+
+    e4, e5 = signed(clinic, 1), signed(clinic, 2)
+    s4 = lines(suggestion(e4, [("96365", 1, ()), ("96366", 2, ()), ("96361", 1, ()), ("J1745", 40, ()), ("J1745", 5, ("JW",)), ("96375", 1, ())]))
+    for line in s4[:4]:
+        coding_services.accept_line(line, actor=coder)
+    coding_services.change_line(s4[3], code="J1745", units=45, modifiers=[], reason="units_miscounted", actor=coder, version=None)
+    coding_services.change_line(s4[4], code="J1745", units=4, modifiers=["JW"], reason="units_miscounted", actor=coder, version=None)
+    coding_services.delete_line(s4[5], reason="service_not_documented", actor=coder, version=None)
+
+    old = suggestion(e5, [("96413", 1, ()), ("96413", 1, ()), ("J9312", 70, ())])
+    replaced = lines(old)
+    coding_services.delete_line(replaced[1], reason="duplicate_line", actor=coder, version=None)
+    coding_services.accept_line(replaced[0], actor=coder)
+    Suggestion.objects.filter(pk=old.pk).update(is_current=False)  # re-coded (an amendment): a new suggestion
+    s5 = lines(suggestion(e5, [("96413", 1, ()), ("96415", 1, ()), ("J9312", 70, ()), ("96361", 1, ())]))
+    for line in s5[:2]:
+        coding_services.accept_line(line, actor=coder)
+    coding_services.add_line(e5, code="96523", units=1, modifiers=[], reason="service_missing", actor=coder, version=None)
+    withdrawn = coding_services.add_line(e5, code="96374", units=1, modifiers=[], reason="other", reason_text="typo", actor=coder, version=None)
+    coding_services.withdraw_added_line(withdrawn, actor=coder, version=None)
+
+    hilltop = signed(other_clinic, 1)
+    coding_services.change_line(lines(suggestion(hilltop, [("96413", 1, ())]))[0], code="96365", units=1, modifiers=[], reason="payer_rule", actor=coder, version=None)
+    august = signed(clinic, 1, month=8)
+    coding_services.delete_line(lines(suggestion(august, [("96413", 1, ())]))[0], reason="payer_rule", actor=coder, version=None)
+    return {"encounters": (e4, e5), "hilltop": hilltop, "august": august}
+
+
+def decide_bulk(coder, day: int):
+    """Decide every line of the current suggestions of 2025-06-`day` that has
+    no decision yet, in bulk (reviews and final lines written directly, as the
+    workflow stores them): the first line of each encounter accepted, the
+    others changed (one more unit, units_miscounted) or, in every third
+    encounter, deleted (not_separately_reportable), and a line added to every
+    other encounter (service_missing). Returns the counts made."""
+    reasons = dict(OverrideReason.objects.filter(code__in=["units_miscounted", "not_separately_reportable", "service_missing"]).values_list("code", "pk"))
+    when = at(day, 18)
+    pending = list(
+        SuggestedLine.objects.filter(suggestion__is_current=True, suggestion__encounter__date_of_service=dt.date(2025, 6, day))
+        .exclude(final_lines__is_current=True)
+        .select_related("suggestion")
+        .order_by("suggestion__encounter_id", "position")
+    )
+    encounter_ids = sorted({line.suggestion.encounter_id for line in pending})
+    existing = set(EncounterReview.objects.filter(encounter_id__in=encounter_ids).values_list("encounter_id", flat=True))
+    EncounterReview.objects.bulk_create(
+        EncounterReview(encounter_id=e, status=ReviewStatus.IN_REVIEW, version=1, updated_by=coder, updated_at=when) for e in encounter_ids if e not in existing
+    )
+    reviews = dict(EncounterReview.objects.filter(encounter_id__in=encounter_ids).values_list("encounter_id", "pk"))
+    finals, seen, accepted = [], [], []
+    counts = dict.fromkeys(["accept", "change", "delete", "add"], 0)
+    for line in pending:
+        encounter_id = line.suggestion.encounter_id
+        common = {"review_id": reviews[encounter_id], "suggestion_id": line.suggestion_id, "decided_by": coder, "decided_at": when, "version": 1}
+        suggested = {**common, "suggested_line": line, "position": line.position, "code": line.code, "units": line.units, "modifiers": line.modifiers}
+        if seen and seen[-1] == encounter_id:
+            if len(seen) % 3 == 0:
+                finals.append(FinalLine(**suggested, action=FinalAction.DELETE, reason_id=reasons["not_separately_reportable"]))
+                counts["delete"] += 1
+            else:
+                finals.append(FinalLine(**{**suggested, "units": line.units + 1}, action=FinalAction.CHANGE, reason_id=reasons["units_miscounted"]))
+                counts["change"] += 1
+            continue
+        seen.append(encounter_id)
+        finals.append(FinalLine(**suggested, action=FinalAction.ACCEPT))
+        accepted.append(line.pk)
+        counts["accept"] += 1
+        if len(seen) % 2:
+            finals.append(FinalLine(**common, action=FinalAction.ADD, position=99, code="96523", units=1, modifiers=[], reason_id=reasons["service_missing"]))
+            counts["add"] += 1
+    FinalLine.objects.bulk_create(finals)
+    SuggestedLine.objects.filter(pk__in=accepted).update(accepted_by=coder, accepted_at=when)  # as accept_line marks them
+    return counts

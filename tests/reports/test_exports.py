@@ -18,7 +18,7 @@ from charting.models import Patient
 from reports.models import ExportLog
 from reports.views import EXPORTABLE
 
-from .seed import seed
+from .seed import seed, seed_reviews
 
 pytestmark = pytest.mark.django_db
 
@@ -73,6 +73,37 @@ def test_xlsx_export_opens_with_the_same_rows(admin_client, data):
     ]
     log = ExportLog.objects.get()
     assert (log.format, log.row_count) == ("xlsx", 2) and log.completed_at is not None
+
+
+def test_the_override_table_exports_as_csv_and_xlsx(admin_client, clinic, other_clinic, coder, data):
+    seed_reviews(clinic, other_clinic, coder)
+    july = {"date_from": "2025-07-01", "date_to": "2025-07-31"}
+    expected = [
+        ["Group", "Item", "Lines", "% of decisions"],
+        ["Lines", "Suggested", "10", ""],
+        ["Lines", "Suggested and decided", "8", ""],
+        ["Lines", "Suggested, not yet decided", "2", ""],
+        ["Lines", "Decisions (decided + added)", "9", "100.0"],
+        ["Lines", "Overridden (changed, deleted or added)", "4", "44.4"],
+        ["Action", "Accepted", "5", "55.6"],
+        ["Action", "Changed", "2", "22.2"],
+        ["Action", "Deleted", "1", "11.1"],
+        ["Action", "Added", "1", "11.1"],
+        ["Reason", "Units do not match the documented time or dose", "2", "22.2"],
+        ["Reason", "Service not documented", "1", "11.1"],
+        ["Reason", "Documented service missing from the suggestion", "1", "11.1"],
+    ]
+    response = admin_client.get(reverse("reports:export", args=["coding", "overrides", "csv"]), july)
+    assert response["Content-Disposition"] == 'attachment; filename="chairside-coding-overrides-2025-07-01-2025-07-31.csv"'
+    assert _csv(response) == expected
+    response = admin_client.get(reverse("reports:export", args=["coding", "overrides", "xlsx"]), july)
+    sheet = load_workbook(io.BytesIO(b"".join(response.streaming_content))).active
+    assert sheet.title == "Override rate and reasons"
+    values = [list(r) for r in sheet.iter_rows(values_only=True)]
+    assert values[0] == expected[0]
+    assert values[1:] == [[g, i, int(n), float(p) if p else None] for g, i, n, p in expected[1:]]
+    logs = list(ExportLog.objects.order_by("pk").values_list("report", "table", "format", "row_count"))
+    assert logs == [("coding", "overrides", "csv", 12), ("coding", "overrides", "xlsx", 12)]
 
 
 @pytest.mark.parametrize("key", sorted(EXPORTABLE))

@@ -20,7 +20,7 @@ from reports import reports
 from reports.reports import Filters
 from tests.factories import AdministrationFactory, EncounterFactory, PatientFactory, UserFactory
 
-from .seed import LA, NY, at, more_rows, seed
+from .seed import LA, NY, at, decide_bulk, more_rows, seed, seed_reviews
 
 pytestmark = pytest.mark.django_db
 
@@ -94,7 +94,84 @@ def test_coding_code_mix_units_and_not_billed(june):
     assert [r[:4] for r in result["not_billed"]] == [("R29", reports.RULE_TITLES["R29"], 1, 1), ("R39", reports.RULE_TITLES["R39"], 1, 1)]
     assert result["not_billed"][1][4] == "99211 nurse visit"
     assert (result["lines"], result["accepted"], result["accepted_pct"]) == (7, 1, Decimal("14.3"))
-    assert result["overrides"] is None  # issue #4: no final lines to compare with yet
+    # no coder has decided a line in June: 7 suggested, no decisions, no rate
+    overrides = result["overrides"]
+    assert (overrides["suggested"], overrides["decided"], overrides["decisions"], overrides["overridden"], overrides["rate"]) == (7, 0, 0, 0, None)
+    assert overrides["rows"][:3] == [("Lines", "Suggested", 7, None), ("Lines", "Suggested and decided", 0, None), ("Lines", "Suggested, not yet decided", 7, None)]
+    assert overrides["by_reason"] == [] and overrides["by_reason_action"] == {}
+
+
+JULY = {"date_from": "2025-07-01", "date_to": "2025-07-31"}
+# seed_reviews: 10 suggested lines, 8 decided (5 accepted, 2 changed, 1 deleted), 1 added
+OVERRIDE_ROWS = [
+    ("Lines", "Suggested", 10, None),
+    ("Lines", "Suggested and decided", 8, None),
+    ("Lines", "Suggested, not yet decided", 2, None),
+    ("Lines", "Decisions (decided + added)", 9, Decimal("100.0")),
+    ("Lines", "Overridden (changed, deleted or added)", 4, Decimal("44.4")),
+    ("Action", "Accepted", 5, Decimal("55.6")),
+    ("Action", "Changed", 2, Decimal("22.2")),
+    ("Action", "Deleted", 1, Decimal("11.1")),
+    ("Action", "Added", 1, Decimal("11.1")),
+    ("Reason", "Units do not match the documented time or dose", 2, Decimal("22.2")),
+    ("Reason", "Service not documented", 1, Decimal("11.1")),
+    ("Reason", "Documented service missing from the suggestion", 1, Decimal("11.1")),
+]
+
+
+@pytest.fixture
+def reviewed(clinic, other_clinic, coder, data):
+    return seed_reviews(clinic, other_clinic, coder)
+
+
+def test_override_rate_and_reasons_from_the_coders_current_decisions(clinic, reviewed):
+    july = Filters(clinics=(clinic,), date_from=dt.date(2025, 7, 1), date_to=dt.date(2025, 7, 31))
+    result = reports.overrides(july)
+    assert (result["suggested"], result["decided"], result["added"], result["decisions"], result["overridden"], result["rate"]) == (10, 8, 1, 9, 4, Decimal("44.4"))
+    assert result["rows"] == OVERRIDE_ROWS
+    assert result["by_action"] == [row[1:] for row in OVERRIDE_ROWS if row[0] == "Action"]
+    assert result["by_reason"] == [row[1:] for row in OVERRIDE_ROWS if row[0] == "Reason"]
+    assert result["by_reason_action"] == {
+        "Units do not match the documented time or dose": {"Changed": 2, "Deleted": 0, "Added": 0},
+        "Service not documented": {"Changed": 0, "Deleted": 1, "Added": 0},
+        "Documented service missing from the suggestion": {"Changed": 0, "Deleted": 0, "Added": 1},
+    }
+    # the page's coding figures carry the same dict
+    assert reports.coding(july)["overrides"] == result
+
+
+def test_overrides_of_another_clinic_or_month_stay_there(clinic, other_clinic, reviewed):
+    hilltop = reports.overrides(Filters(clinics=(other_clinic,), date_from=dt.date(2025, 7, 1), date_to=dt.date(2025, 7, 31)))
+    assert (hilltop["suggested"], hilltop["decided"], hilltop["overridden"], hilltop["rate"]) == (1, 1, 1, Decimal("100.0"))
+    assert hilltop["by_reason"] == [("Payer-specific rule", 1, Decimal("100.0"))]
+    august = reports.overrides(Filters(clinics=(clinic,), date_from=dt.date(2025, 8, 1), date_to=dt.date(2025, 8, 31)))
+    assert august["by_action"][2] == ("Deleted", 1, Decimal("100.0"))
+    both = reports.overrides(Filters(clinics=(clinic, other_clinic), date_from=dt.date(2025, 7, 1), date_to=dt.date(2025, 8, 31)))
+    assert (both["suggested"], both["decisions"], both["overridden"]) == (12, 11, 6)
+    assert [r[:2] for r in both["by_reason"]] == [("Units do not match the documented time or dose", 2), ("Payer-specific rule", 2), ("Service not documented", 1), ("Documented service missing from the suggestion", 1)]
+
+
+def test_a_re_code_drops_the_decisions_on_the_replaced_suggestion(clinic, reviewed):
+    from coding.models import FinalLine, Suggestion
+
+    _, e5 = reviewed["encounters"]
+    july = Filters(clinics=(clinic,), date_from=dt.date(2025, 7, 2), date_to=dt.date(2025, 7, 2))
+    assert reports.overrides(july)["rows"][:5] == [
+        ("Lines", "Suggested", 4, None),
+        ("Lines", "Suggested and decided", 2, None),
+        ("Lines", "Suggested, not yet decided", 2, None),
+        ("Lines", "Decisions (decided + added)", 3, Decimal("100.0")),
+        ("Lines", "Overridden (changed, deleted or added)", 1, Decimal("33.3")),
+    ]
+    # the replaced suggestion's delete (duplicate_line) is stored, and never counted
+    assert FinalLine.objects.filter(suggestion__encounter=e5, suggestion__is_current=False, is_current=True, reason__code="duplicate_line").exists()
+    # re-coded once more: the current suggestion has no decision yet
+    Suggestion.objects.filter(encounter=e5).update(is_current=False)
+    from .seed import suggestion
+
+    suggestion(e5, [("96413", 1, ()), ("J9312", 70, ())])
+    again = reports.overrides(july)
+    assert (again["suggested"], again["decided"], again["decisions"], again["rate"]) == (2, 0, 0, None)
 
 
 def test_code_mix_goes_monthly_over_long_ranges(clinic, data):
@@ -222,6 +299,30 @@ def test_each_page_shows_its_figures_and_writes_one_audit_row(admin_client, admi
     assert [(r.action, r.actor_id, r.detail["filters"]["clinics"]) for r in rows] == [(f"reports.{page}.viewed", admin.pk, [data["patients"][0].clinic_id])]
 
 
+def test_the_coding_page_shows_the_override_rate_table_and_plot(admin_client, reviewed):
+    html = admin_client.get(reverse("reports:coding"), JULY).content.decode()
+    rate = html[html.index('data-testid="override-rate"') :]
+    assert "<strong>44.4 %</strong> (4 of 9 current decisions changed, deleted or added a line); 8 of 10 suggested lines decided." in rate[: rate.index("</p>")]
+    table = html[html.index('data-testid="table-overrides"') :]
+    table = table[: table.index("</section>")]
+    assert "Override rate and reasons" in table and 'data-testid="csv-overrides"' in table and 'data-testid="xlsx-overrides"' in table
+    assert "<td>Reason</td><td>Units do not match the documented time or dose</td><td>2</td><td>22.2</td>" in table
+    assert "<td>Action</td><td>Added</td><td>1</td><td>11.1</td>" in table
+    assert "Payer-specific rule" not in html and "Duplicate line" not in html  # Hilltop's, August's, the replaced suggestion's
+    figure = html[html.index('data-testid="plot-overrides"') :]
+    svg = figure[figure.index("<svg") : figure.index("</svg>")]
+    assert 'aria-label="Overridden lines per reason, by what the coder did"' in svg
+    assert "style=" not in svg and "<style" not in svg
+    assert 'fill="#fd7e14"' in svg and 'fill="#dc3545"' in svg and 'fill="#198754"' in svg  # changed, deleted, added
+
+
+def test_the_coding_page_without_decisions_says_so_and_has_no_override_plot(admin_client, data):
+    html = admin_client.get(reverse("reports:coding"), JUNE).content.decode()
+    assert "Override rate: <strong>no decisions yet</strong>; 0 of 7 suggested lines decided." in html
+    assert 'data-testid="plot-overrides"' not in html and html.count("<svg") == 1  # the code mix alone
+    assert "<td>Lines</td><td>Suggested</td><td>7</td><td></td>" in html
+
+
 @pytest.mark.parametrize("page", ("timing", "coding", "completeness"))
 def test_plots_are_inline_svg_without_inline_styles(admin_client, data, page):
     html = admin_client.get(reverse(f"reports:{page}"), JUNE).content.decode()
@@ -277,28 +378,33 @@ def _queries(client, url, params) -> int:
 # Every page: session, user, the admin role, the admin's clinics (filter form),
 # the audit row, the clinic <select>'s options when the form renders (6), then
 # the report's own queries: completeness 4 (encounters by nurse, flags by
-# nurse, nurse names, flags by kind), coding 4 (totals, code mix, units per
-# code, not billed), timing 2 (distribution, list), vials 2 (lots, mismatches),
+# nurse, nurse names, flags by kind), coding 5 (totals, code mix, units per
+# code, not billed, overrides), timing 2 (distribution, list), vials 2 (lots, mismatches),
 # access 1 (events) + the user <select>'s options; + the PHI request's one
 # audit row on the chain (audit/phi.py): savepoint, role, chain-head lock, head
 # move, release (the insert was counted before) = +5.
-BUDGETS = {"completeness": 15, "coding": 15, "timing": 13, "vials": 13, "access": 13}
+# + the session's two-factor check (roles.needs_two_factor) = +1.
+BUDGETS = {"completeness": 16, "coding": 17, "timing": 14, "vials": 14, "access": 14}
 
 
 @pytest.mark.parametrize("page", PAGES)
-def test_query_count_does_not_grow_with_rows(admin_client, clinic, data, page, django_assert_num_queries):
+def test_query_count_does_not_grow_with_rows(admin_client, clinic, coder, data, page, django_assert_num_queries):
     url = reverse(f"reports:{page}")
     params = {**JUNE, "date_from": "2025-06-04", "date_to": "2025-06-04"}
     more_rows(clinic, 1)
+    assert decide_bulk(coder, 4) == {"accept": 1, "change": 1, "delete": 0, "add": 1}
     with django_assert_num_queries(BUDGETS[page]):
         admin_client.get(url, params)
     more_rows(clinic, 60, day=4)
+    assert decide_bulk(coder, 4) == {"accept": 60, "change": 40, "delete": 20, "add": 30}
     with django_assert_num_queries(BUDGETS[page]):
         response = admin_client.get(url, params)
     assert response.status_code == 200
     # the many rows are on the page (lists: a patient of the last ones; tables: the totals)
     marker = {"completeness": "<td>61</td>", "coding": "<td>J1745</td><td>61</td>", "timing": "BULK-60-0058", "vials": "BULK-60-0059", "access": "BULK-60-0059"}[page]
     assert marker in response.content.decode()
+    if page == "coding":  # the decisions too: 61 accepted, 41 changed, 20 deleted, 31 added of 122 suggested
+        assert "<td>Lines</td><td>Overridden (changed, deleted or added)</td><td>92</td><td>60.1</td>" in response.content.decode()
 
 
 def test_the_index_lists_the_export_log(admin_client, admin, data):
