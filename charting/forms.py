@@ -4,10 +4,13 @@ Datetime inputs are read in the current time zone, which the views set to the
 clinic's zone (`timezone.override(clinic.tz)`).
 """
 
+import datetime
 from decimal import Decimal
 
 from django import forms
+from django.utils import timezone
 
+from .clock import wall_clock_problem
 from .models import AccessSite, AdminFamily, Administration, AmendableField, AmendmentReason, ContainerType, DoseUnit, Drug, Patient, Purpose, Route, Setting
 
 LOCAL_INPUT = "%Y-%m-%dT%H:%M"
@@ -18,6 +21,32 @@ class LocalDateTimeInput(forms.DateTimeInput):
 
     def __init__(self, **kwargs):
         super().__init__(format=LOCAL_INPUT, **kwargs)
+
+
+class LocalDateTimeField(forms.DateTimeField):
+    """A wall-clock time in the current (clinic's) zone. A time the clocks
+    skipped (spring forward) or repeated (fall back) is refused with a
+    message saying so (TIM-2, charting/clock.py), not Django's generic one."""
+
+    widget = LocalDateTimeInput
+    INPUT_FORMATS = [LOCAL_INPUT, "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"]
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("input_formats", self.INPUT_FORMATS)
+        super().__init__(**kwargs)
+
+    def to_python(self, value):
+        if isinstance(value, str) and value.strip():
+            for fmt in self.input_formats:
+                try:
+                    naive = datetime.datetime.strptime(value.strip(), fmt)
+                except ValueError:
+                    continue
+                problem = wall_clock_problem(naive, timezone.get_current_timezone())
+                if problem:
+                    raise forms.ValidationError(problem, code="wall_clock")
+                break
+        return super().to_python(value)
 
 
 class DrugChoiceField(forms.ModelChoiceField):
@@ -44,11 +73,12 @@ def _testids(form: forms.Form, prefix: str) -> None:
 
 
 class AccessSiteForm(forms.ModelForm):
+    placed_at = LocalDateTimeField(required=False, help_text="Leave empty if it was placed before this visit.")
+
     class Meta:
         model = AccessSite
         fields = ["kind", "location", "gauge", "placed_at", "separate_site_medically_required", "reason"]
         widgets = {
-            "placed_at": LocalDateTimeInput(),
             "reason": forms.Textarea(attrs={"rows": 2}),
         }
         labels = {"separate_site_medically_required": "Separate site medically required"}
@@ -56,8 +86,6 @@ class AccessSiteForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("prefix", "site")
         super().__init__(*args, **kwargs)
-        self.fields["placed_at"].input_formats = [LOCAL_INPUT, "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"]
-        self.fields["placed_at"].help_text = "Leave empty if it was placed before this visit."
         _testids(self, "site")
 
 
@@ -86,7 +114,7 @@ class CorrectTimeForm(forms.Form):
     """Which time (start, stop, or a pause's ends), its new local value, and why."""
 
     target = forms.ChoiceField(label="Time to correct")
-    new_value = forms.DateTimeField(label="Correct time", widget=LocalDateTimeInput(), input_formats=[LOCAL_INPUT, "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"])
+    new_value = LocalDateTimeField(label="Correct time")
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), max_length=1000)
 
     def __init__(self, *args, administration: Administration, **kwargs):

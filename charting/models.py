@@ -418,6 +418,11 @@ class AdministrationQuerySet(models.QuerySet):
     def visible_to(self, user):
         return self.filter(encounter__clinic__in=Clinic.objects.filter(staff=user))
 
+    def with_start_corrected(self):
+        """Annotate `start_corrected`: the start was corrected with a reason
+        (a TimeCorrection), which explains a late entry (one subquery, no extra query)."""
+        return self.annotate(start_corrected=models.Exists(TimeCorrection.objects.filter(administration=models.OuterRef("pk"), field="started_at")))
+
     def for_chart(self):
         """One administration as its partial shows it (same prefetches as Encounter.for_chart)."""
         return self.select_related("drug", "access_site", "encounter__clinic", "encounter__patient", "waste_confirmed_by").prefetch_related(
@@ -553,6 +558,16 @@ class Administration(models.Model):
         if self.stopped_at is not None:
             return "stopped"
         return "paused" if self.open_pause is not None else "running"
+
+    def late_entry_minutes(self, limit: dt.timedelta) -> int | None:
+        """REC-3: when the start was charted more than `limit` after it
+        happened (`recorded_at` is the server's time of the entry, never the
+        client's), the whole minutes between the two; else None. The same
+        condition as charting.checks' LATE_ENTRY check, which also needs the
+        start to be uncorrected to ask the nurse for a reason."""
+        if self.started_at is None or not self.started_at < self.recorded_at - limit:
+            return None
+        return int((self.recorded_at - self.started_at).total_seconds() // 60)
 
     def minutes_so_far(self, now) -> int | None:
         """Drip-to-drip minutes: (stop or now) - start - pauses, whole minutes rounded down.

@@ -36,6 +36,7 @@ from django.utils.text import slugify
 from audit.services import record
 
 from . import checks
+from .clock import wall_clock_problem
 from .models import (
     NDC_PATTERN,
     ROUTES_NEEDING_SITE,
@@ -699,6 +700,9 @@ def _parse_amended_value(adm: Administration, field: str, raw: Any) -> Any:
         if not isinstance(value, dt.datetime):
             raise ChartingError("Give the time as YYYY-MM-DD HH:MM (the clinic's time).", field="new_value")
         if timezone.is_naive(value):
+            problem = wall_clock_problem(value, clinic.tz)
+            if problem:
+                raise ChartingError(problem, field="new_value")
             value = timezone.make_aware(value, clinic.tz)
         if value > timezone.now():
             raise ChartingError(f"{local_hhmm(value, clinic)} is in the future.", field="new_value")

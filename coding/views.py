@@ -26,6 +26,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from audit.models import Category
 from audit.phi import phi
 from audit.services import record, subject
+from charting import checks
 from charting.models import Administration, Amendment, Encounter
 from coding.engine import RULE_TITLES, RULESET_VERSION, PolicyError
 from infusion_site.roles import ADMIN, CODER, has_role, role_required
@@ -105,11 +106,15 @@ def _attach_sources(lines: list[SuggestedLine], administrations: dict[str, Admin
         line.rule_links = rule_links(line.rules)
 
 
-def _administrations(encounter_id) -> dict[str, Administration]:
-    """The encounter's administrations by id, with drug, site, pauses and drip minutes (3 queries)."""
-    rows = Administration.objects.filter(encounter_id=encounter_id).select_related("drug", "access_site").prefetch_related("pauses")
+def _administrations(encounter_id, *, imported: bool = False) -> dict[str, Administration]:
+    """The encounter's administrations by id, with drug, site, pauses, drip
+    minutes and late-entry minutes (REC-3; not for imported encounters, whose
+    rows were entered by the import) (3 queries)."""
+    rows = Administration.objects.filter(encounter_id=encounter_id).with_start_corrected().select_related("drug", "access_site", "recorded_by").prefetch_related("pauses")
+    late_limit = checks.Limits.from_settings().late_entry
     for row in rows:
         row.drip_minutes = administration_minutes(row)
+        row.late_minutes = None if imported else row.late_entry_minutes(late_limit)
     return {str(row.pk): row for row in rows}
 
 
@@ -138,7 +143,7 @@ def _review_context(encounter: Encounter, **extra: Any) -> dict[str, Any]:
         .prefetch_related(Prefetch("lines", queryset=SuggestedLine.objects.select_related("accepted_by")))
         .first()
     )
-    administrations = _administrations(encounter.pk)
+    administrations = _administrations(encounter.pk, imported=encounter.external_id is not None)
     lines = list(suggestion.lines.all()) if suggestion else []
     _attach_sources(lines, administrations)
     decisions = list(FinalLine.objects.current().filter(suggestion=suggestion).select_related("reason", "decided_by")) if suggestion else []
@@ -160,6 +165,7 @@ def _review_context(encounter: Encounter, **extra: Any) -> dict[str, Any]:
         "lines": lines,
         "added_lines": [d for d in decisions if d.suggested_line_id is None],
         "administrations": list(administrations.values()),
+        "late_entries": [adm for adm in administrations.values() if adm.late_minutes is not None],
         "pending_count": sum(1 for line in lines if line.decision is None and not line.is_accepted),
         "undecided_count": sum(1 for line in lines if line.decision is None),
         "policy_changes": _policy_changes_since(suggestion, encounter.payer) if suggestion is not None else (),

@@ -295,11 +295,20 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# PHI-2: no patient data in logs. The scrub filter withholds the messages of
+# exceptions logged during a PHI request or a Celery task (audit/logging.py).
+# Django's own "django" logger gets no handler of its own: its records reach
+# the console through the root, scrubbed, and no error e-mail is sent (Django's
+# AdminEmailHandler would mail the POST body and the exception message).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "audit.logging.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "audit.logging.RequestIdFilter"},
+        "phi_scrub": {"()": "audit.logging.PhiScrubFilter"},
+    },
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s [request %(request_id)s] %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["request_id"], "formatter": "plain"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["request_id", "phi_scrub"], "formatter": "plain"}},
+    "loggers": {"django": {"handlers": [], "level": "INFO", "propagate": True}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }

@@ -191,3 +191,14 @@ def celery_worker_process(django_db_setup, tmp_path_factory):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+            # PHI-2: what the worker logged (task names, ids, results, errors) is checked too.
+            collect_worker_log(log_path)
+
+
+def collect_worker_log(path) -> None:
+    """Hand a worker's or server's log file to the PHI-2 canary collector, line by line."""
+    from tests.phi_canary import collector
+
+    if Path(path).exists():
+        for line in Path(path).read_text(errors="replace").splitlines():
+            collector().add("worker-log", line)

@@ -1,6 +1,9 @@
 """factory_boy factories shared by the whole suite.
 
-Synthetic patients only. Times are aware UTC. `AdministrationFactory` makes an
+Synthetic patients only, and canary-named (PHI-2): every patient's family
+name and MRN contain `CANARY` unless a test names it, so the run fails if
+one reaches a log line, a Celery message or an e-mail (tests/phi_canary.py).
+Times are aware UTC. `AdministrationFactory` makes an
 IV infusion with its own access site on the same encounter; pass
 `route="subcutaneous", access_site=None` for an injection.
 """
@@ -15,8 +18,10 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from charting.models import AccessSite, AdminFamily, Administration, Clinic, Drug, Encounter, Patient, Route
+from tests.phi_canary import CANARY
 
 PASSWORD = "chairside-test-password"
+_faker = factory.Faker._get_faker()
 
 
 class ClinicFactory(factory.django.DjangoModelFactory):
@@ -57,9 +62,9 @@ class PatientFactory(factory.django.DjangoModelFactory):
         model = Patient
 
     clinic = factory.SubFactory(ClinicFactory)
-    mrn = factory.Sequence(lambda n: f"MRN{n:06d}")
+    mrn = factory.Sequence(lambda n: f"{CANARY}-{n:06d}")
     given_name = factory.Faker("first_name")
-    family_name = factory.Faker("last_name")
+    family_name = factory.LazyFunction(lambda: f"{_faker.last_name()} {CANARY}")
     birth_date = dt.date(1970, 1, 1)
 
 

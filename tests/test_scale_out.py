@@ -26,6 +26,7 @@ from django.test import Client
 from django.utils import timezone
 
 from charting.models import Administration
+from tests.conftest import collect_worker_log
 from tests.factories import AccessSiteFactory, AdministrationFactory, DrugFactory, EncounterFactory, PatientFactory
 
 BASE_DIR = Path(__file__).resolve().parents[1]
@@ -98,6 +99,8 @@ def two_web_processes(tmp_path):
         for proc in procs:
             proc.terminate()
             proc.wait(timeout=30)
+        for n in range(len(procs)):
+            collect_worker_log(tmp_path / f"web{n}.log")  # PHI-2
 
 
 @pytest.fixture
@@ -122,6 +125,8 @@ def two_workers(tmp_path):
         for proc in procs:
             proc.terminate()
             proc.wait(timeout=30)
+        for log_path in logs:
+            collect_worker_log(log_path)  # PHI-2
 
 
 def test_both_web_processes_serve_one_session_and_see_each_others_writes(two_web_processes, clinic, nurse):

@@ -29,6 +29,7 @@ from django.utils import timezone
 from charting import checks, services
 from charting.models import AccessSite, Administration, DocumentationFlag, Drug, Encounter, OtherService, Patient, SweepRun
 from charting.tasks import sweep_flags_task
+from tests.conftest import collect_worker_log
 from tests.factories import ClinicFactory
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -73,6 +74,7 @@ def stop(proc: subprocess.Popen, sig=signal.SIGTERM) -> None:
             proc.kill()
             proc.wait()
     proc.log_file.close()
+    collect_worker_log(proc.log_path)  # PHI-2
 
 
 def generate(now: dt.datetime, encounters: int = 300, per_encounter: int = 10) -> None:
@@ -84,7 +86,7 @@ def generate(now: dt.datetime, encounters: int = 300, per_encounter: int = 10) -
     plain = Drug.objects.create(name="kill-test drug", admin_family="therapeutic")
     billable = Drug.objects.create(name="kill-test biologic", admin_family="chemo_complex", hcpcs="J1745", single_dose=False)
     saline = Drug.objects.create(name="kill-test saline", admin_family="hydration", hcpcs="J7050")
-    patients = Patient.objects.bulk_create(Patient(clinic=clinic, mrn=f"KILL{i:05d}", given_name="Test", family_name=f"Patient {i}") for i in range(encounters))
+    patients = Patient.objects.bulk_create(Patient(clinic=clinic, mrn=f"KILL{i:05d}", given_name="Test", family_name=f"Patient {i} ZZCANARY-4711") for i in range(encounters))
     encs = Encounter.objects.bulk_create(
         Encounter(patient=p, clinic=clinic, date_of_service=today - dt.timedelta(days=1 if i % 9 == 0 else 0)) for i, p in enumerate(patients)
     )

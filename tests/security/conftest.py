@@ -33,7 +33,7 @@ def other_clinic_coder(other_clinic):
 
 @pytest.fixture
 def encounter(clinic):
-    return EncounterFactory(patient=PatientFactory(clinic=clinic, given_name="Ada", family_name="Zed", mrn="SEC-0001"))
+    return EncounterFactory(patient=PatientFactory(clinic=clinic, given_name="Ada", family_name="Zed", mrn="SEC-0001-ZZCANARY-4711"))
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def signed_encounter(clinic):
     """A signed encounter with one 60-minute infusion (not coded yet)."""
     signer = UserFactory(username="signer", roles=["nurse"], clinics=[clinic])
     encounter = EncounterFactory(
-        patient=PatientFactory(clinic=clinic, mrn="SEC-SIGNED"),
+        patient=PatientFactory(clinic=clinic, mrn="SEC-SIGNED-ZZCANARY-4711"),
         date_of_service=dt.date(2025, 6, 10),
         status="signed",
         signed_by=signer,

@@ -238,8 +238,9 @@ def test_view_bad_corrections_keep_the_typed_form(nurse_client, ran, clinic, cas
         "future": "is in the future",
         "stop_before_start": "is before start time",
         "no_reason": "A reason is required.",
-        "ambiguous_dst": "it may be ambiguous or it may not exist",
-        "nonexistent_dst": "it may be ambiguous or it may not exist",
+        # TIM-2: the message names what happened to the clock (charting/clock.py).
+        "ambiguous_dst": "01:30 happened twice on Sun 1 Nov 2026 in America/New_York (the clocks went back an hour)",
+        "nonexistent_dst": "02:30 did not exist on Sun 8 Mar 2026 in America/New_York: the clocks went forward from 02:00 to 03:00.",
         "garbage": "Enter a valid date/time.",
         "foreign_target": "Select a valid choice.",
     }[case]
@@ -327,8 +328,8 @@ def test_view_access_site_of_another_encounter_is_refused(nurse_client, encounte
 @pytest.mark.parametrize(
     "data, message",
     [
-        ({"site-placed_at": "2026-11-01T01:30"}, "it may be ambiguous or it may not exist"),
-        ({"site-placed_at": "2026-03-08T02:30"}, "it may be ambiguous or it may not exist"),
+        ({"site-placed_at": "2026-11-01T01:30"}, "01:30 happened twice on Sun 1 Nov 2026 in America/New_York"),
+        ({"site-placed_at": "2026-03-08T02:30"}, "02:30 did not exist on Sun 8 Mar 2026 in America/New_York"),
         ({"site-placed_at": "2099-01-01T10:00"}, "The placement time is in the future."),
         ({"site-gauge": "40"}, "Gauge must be between 14 and 26."),
         ({"site-separate_site_medically_required": "on", "site-reason": "  "}, "Say why a separate site was medically required."),
