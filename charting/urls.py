@@ -21,4 +21,8 @@ urlpatterns = [
     path("administrations/<uuid:pk>/waste/", views.confirm_waste, name="confirm_waste"),
     path("administrations/<uuid:pk>/vials/remove/", views.remove_vials, name="remove_vials"),
     path("administrations/<uuid:pk>/amend/", views.amend_administration, name="amend_administration"),
+    path("administrations/<uuid:pk>/edit/", views.edit_administration, name="edit_administration"),
+    path("administrations/<uuid:pk>/entered-in-error/", views.enter_in_error, name="enter_in_error"),
+    path("access-sites/<int:pk>/edit/", views.edit_access_site, name="edit_access_site"),
+    path("other-services/<int:pk>/em-note/", views.document_em_service, name="document_em_service"),
 ]
