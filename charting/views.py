@@ -629,14 +629,17 @@ def edit_access_site(request: HttpRequest, pk: int) -> HttpResponse:
 def document_em_service(request: HttpRequest, pk: int) -> HttpResponse:
     """An E/M visit's note of significant, separately identifiable work (R40)."""
     service = get_object_or_404(OtherService.objects.filter(encounter__in=Encounter.objects.visible_to(request.user), kind=OtherService.Kind.EM_VISIT), pk=pk)
-    enc = _encounter_for(request, service.encounter_id)
+    # The section reads only the encounter's services (not the whole chart).
+    with_services = Encounter.objects.select_related("clinic").prefetch_related("other_services")
+    enc = with_services.get(pk=service.encounter_id)
+    subject(service, patient_id=enc.patient_id)
     if enc.is_signed:
         return _signed_conflict(request, enc.pk, services.signed_encounter_error(enc))
     form = EmNoteForm(request.POST, service=service)
     if form.is_valid():
         try:
             service = services.document_em_service(service, **form.cleaned_data, actor=request.user)
-            enc = _encounter_for(request, enc.pk)
+            enc = with_services.get(pk=enc.pk)
             return _partial(request, "em-services", {"em_services": _em_services(enc, service_pk=service.pk, notice=service.notice)}, enc, "em-services")
         except SignedEncounterError as exc:
             return _signed_conflict(request, enc.pk, exc)
@@ -644,4 +647,4 @@ def document_em_service(request: HttpRequest, pk: int) -> HttpResponse:
             _fail(form, exc)
     if request.htmx:
         return _vary(render(request, f"{PAGE}#em-services", {"encounter": enc, "em_services": _em_services(enc, form=form, service_pk=service.pk)}))
-    return _render_page(request, enc, status=400, card_forms={"em": {"form": form, "service_pk": service.pk}})
+    return _render_page(request, _encounter_for(request, enc.pk), status=400, card_forms={"em": {"form": form, "service_pk": service.pk}})

@@ -46,28 +46,51 @@ def _subject(encounter, state):
     return adm
 
 
-# name, state of the drug, url name, POST data (None = GET of the page), budget
+def _edit(adm):
+    return {"dose_value": "400", "dose_unit": "mg", "purpose": "treatment", "route": "iv_infusion", "access_site": str(adm.access_site_id), "concurrent_with": "", "bag": ""}
+
+
+# name, state of the drug, url name, POST data (None = GET of the page; a
+# function of the drug when it names a record), budget.
+#
+# Every request: session, user, role (3), the audit row (3: chain head,
+# insert, update) and a savepoint pair (2). A drug card partial then reads
+# the drug with its prefetches (7) and, on a draft, its Edit form's choices:
+# the encounter's sites and drugs (2). The fixes (edit, site, E/M note,
+# entered in error) lock the encounter and the record and refresh the flags
+# (the encounter with its prefetches, the open flags).
+# Re-pinned in issue #5b: the budgets pinned before the audit trail (issue
+# #7) no longer held (the page counted 20 against 14).
 REQUESTS = [
-    ("encounter page", "not_started", "encounter", None, 14),
-    ("start", "not_started", "start_administration", {}, 15),
-    ("pause", "running", "pause_administration", {"reason": "reaction"}, 16),
-    ("resume", "paused", "resume_administration", {}, 16),
-    ("stop", "running", "stop_administration", {}, 17),
-    ("correct a time", "stopped", "correct_time", {"target": "started_at", "new_value": "2026-03-10T09:58", "reason": "pump clock"}, 22),
-    ("vials", "stopped", "record_vials", VIALS, 17),
-    ("waste", "stopped", "confirm_waste", {"none": "on", "wasted_unit": "mg"}, 16),
+    ("encounter page", "not_started", "encounter", None, 20),
+    ("start", "not_started", "start_administration", {}, 23),
+    ("pause", "running", "pause_administration", {"reason": "reaction"}, 24),
+    ("resume", "paused", "resume_administration", {}, 24),
+    ("stop", "running", "stop_administration", {}, 25),
+    ("correct a time", "stopped", "correct_time", {"target": "started_at", "new_value": "2026-03-10T09:58", "reason": "pump clock"}, 31),
+    ("vials", "stopped", "record_vials", VIALS, 25),
+    ("waste", "stopped", "confirm_waste", {"none": "on", "wasted_unit": "mg"}, 24),
+    ("edit a drug", "stopped", "edit_administration", _edit, 40),
+    ("entered in error", "stopped", "enter_in_error", {"reason": "Wrong patient's order"}, 38),
+    ("edit a site", "stopped", "edit_access_site", {"separate_site_medically_required": "on", "reason": "Vesicant on its own line"}, 29),
+    ("E/M note", "stopped", "document_em_service", {"significant_separately_identifiable": "on", "note": "New rash assessed"}, 33),
 ]
 
 
 def _count(client, encounter, state, name, data) -> int:
     adm = _subject(encounter, state)
-    target = encounter if name == "encounter" else adm
+    target = {"encounter": encounter, "edit_access_site": adm.access_site}.get(name, adm)
+    if name == "document_em_service":
+        target = encounter.other_services.create(kind="em_visit", level="99213")
+    if callable(data):
+        data = data(adm)
     path = reverse(f"charting:{name}", kwargs={"pk": target.pk})
     with CaptureQueriesContext(connection) as queries:
         response = client.get(path) if data is None else client.post(path, data, **HTMX)
     assert response.status_code == 200, (name, response.status_code, response.content[:300])
     body = response.content.decode()
-    assert "error" not in body.lower() or name == "encounter", (name, body[:500])
+    # No refusal on the card and no field error (the card itself says "entered in error").
+    assert 'data-testid="error-' not in body and "invalid-feedback" not in body, (name, body[:500])
     return len(queries)
 
 
