@@ -583,10 +583,17 @@ def enter_in_error(request: HttpRequest, pk) -> HttpResponse:
     return _card_invalid(request, adm, eie_form=form)
 
 
-def _site_for(request, pk) -> AccessSite:
-    site = get_object_or_404(AccessSite.objects.filter(encounter__in=Encounter.objects.visible_to(request.user)).select_related("encounter__clinic"), pk=pk)
-    subject(site, patient_id=site.encounter.patient_id)
-    return site
+def _posted_id(request, name: str) -> int | None:
+    value = request.POST.get(name, "")
+    return int(value) if value.isdigit() and len(value) < 18 else None
+
+
+def _not_in_encounter(request, encounter_pk, what: str) -> HttpResponse:
+    """A posted id that is not one of this (visible) encounter's records: the
+    page is stale; say so on the reloaded chart."""
+    messages.error(request, f"This {what} is not one of this encounter's: reload the page.")
+    url = reverse("charting:encounter", kwargs={"pk": encounter_pk})
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 
 def _partial(request, name: str, context: dict, encounter: Encounter, anchor: str) -> HttpResponse:
@@ -601,12 +608,17 @@ def _partial(request, name: str, context: dict, encounter: Encounter, anchor: st
 
 
 @require_POST
-@phi("charting.access_site.edit", object_type="charting.accesssite", id_kwarg="pk")
+@phi("charting.access_site.edit", object_type="charting.encounter", id_kwarg="pk")
 @role_required(NURSE)
-def edit_access_site(request: HttpRequest, pk: int) -> HttpResponse:
-    """An access site's Edit form: separate site medically required, and why (R10)."""
-    site = _site_for(request, pk)
-    encounter = site.encounter
+def edit_access_site(request: HttpRequest, pk) -> HttpResponse:
+    """An access site's Edit form (POST `site` = its id): separate site
+    medically required, and why (R10)."""
+    encounter = get_object_or_404(Encounter.objects.visible_to(request.user).select_related("clinic"), pk=pk)
+    subject(encounter, patient_id=encounter.patient_id)
+    site = AccessSite.objects.filter(encounter=encounter, pk=_posted_id(request, "site")).first()
+    if site is None:
+        return _not_in_encounter(request, encounter.pk, "access site")
+    site.encounter = encounter
     if encounter.is_signed:
         return _signed_conflict(request, encounter.pk, services.signed_encounter_error(encounter))
     form = EditAccessSiteForm(request.POST, site=site)
@@ -624,15 +636,18 @@ def edit_access_site(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-@phi("charting.other_service.em_note", object_type="charting.otherservice", id_kwarg="pk")
+@phi("charting.other_service.em_note", object_type="charting.encounter", id_kwarg="pk")
 @role_required(NURSE)
-def document_em_service(request: HttpRequest, pk: int) -> HttpResponse:
-    """An E/M visit's note of significant, separately identifiable work (R40)."""
-    service = get_object_or_404(OtherService.objects.filter(encounter__in=Encounter.objects.visible_to(request.user), kind=OtherService.Kind.EM_VISIT), pk=pk)
+def document_em_service(request: HttpRequest, pk) -> HttpResponse:
+    """An E/M visit's note of significant, separately identifiable work (R40);
+    POST `service` = the E/M visit's id."""
     # The section reads only the encounter's services (not the whole chart).
-    with_services = Encounter.objects.select_related("clinic").prefetch_related("other_services")
-    enc = with_services.get(pk=service.encounter_id)
-    subject(service, patient_id=enc.patient_id)
+    with_services = Encounter.objects.visible_to(request.user).select_related("clinic").prefetch_related("other_services")
+    enc = get_object_or_404(with_services, pk=pk)
+    subject(enc, patient_id=enc.patient_id)
+    service = next((s for s in enc.other_services.all() if s.pk == _posted_id(request, "service") and s.kind == OtherService.Kind.EM_VISIT), None)
+    if service is None:
+        return _not_in_encounter(request, enc.pk, "E/M visit")
     if enc.is_signed:
         return _signed_conflict(request, enc.pk, services.signed_encounter_error(enc))
     form = EmNoteForm(request.POST, service=service)

@@ -174,7 +174,7 @@ def test_second_site_without_a_reason_is_fixed_on_the_site(nurse_client, encount
     flag = open_flag(encounter, "second_site_no_reason")
     assert flag is not None and flag.access_site_id == other.pk
     assert fix_anchor(page(nurse_client, encounter), "second_site_no_reason") == f"id_siteedit_{other.pk}_reason"
-    response = post(nurse_client, reverse("charting:edit_access_site", kwargs={"pk": other.pk}), {"separate_site_medically_required": "on", "reason": "Vesicant on its own line"}, htmx)
+    response = post(nurse_client, reverse("charting:edit_access_site", kwargs={"pk": encounter.pk}), {"site": other.pk, "separate_site_medically_required": "on", "reason": "Vesicant on its own line"}, htmx)
     if htmx:
         assert "Vesicant on its own line" in response.content.decode()
     other.refresh_from_db()
@@ -191,7 +191,7 @@ def test_em_visit_without_the_separate_work_note_is_fixed_by_the_note(nurse_clie
     flag = open_flag(encounter, "em_not_separate")
     assert flag is not None
     assert fix_anchor(page(nurse_client, encounter), "em_not_separate") == "em-note"
-    response = post(nurse_client, reverse("charting:document_em_service", kwargs={"pk": em.pk}), {"significant_separately_identifiable": "on", "note": "New rash: assessed and treated"}, htmx)
+    response = post(nurse_client, reverse("charting:document_em_service", kwargs={"pk": encounter.pk}), {"service": em.pk, "significant_separately_identifiable": "on", "note": "New rash: assessed and treated"}, htmx)
     if htmx:
         assert "separate work documented" in response.content.decode()
     em.refresh_from_db()
@@ -256,11 +256,11 @@ def _kwargs(adm, **changes):
 
 
 def test_a_separate_site_without_a_reason_and_an_em_tick_without_a_note_are_refused(nurse_client, encounter, site):
-    response = nurse_client.post(reverse("charting:edit_access_site", kwargs={"pk": site.pk}), {"separate_site_medically_required": "on", "reason": "  "}, **HTMX)
+    response = nurse_client.post(reverse("charting:edit_access_site", kwargs={"pk": encounter.pk}), {"site": site.pk, "separate_site_medically_required": "on", "reason": "  "}, **HTMX)
     assert response.status_code == 200 and "Say why a separate site was medically required." in response.content.decode()
     assert 'checked' in response.content.decode()
     em = OtherService.objects.create(encounter=encounter, kind=OtherService.Kind.EM_VISIT, level="99214")
-    response = nurse_client.post(reverse("charting:document_em_service", kwargs={"pk": em.pk}), {"significant_separately_identifiable": "on", "note": ""})
+    response = nurse_client.post(reverse("charting:document_em_service", kwargs={"pk": encounter.pk}), {"service": em.pk, "significant_separately_identifiable": "on", "note": ""})
     assert response.status_code == 400 and "Describe the significant, separately identifiable work." in response.content.decode()
     site.refresh_from_db()
     em.refresh_from_db()
@@ -299,8 +299,8 @@ def test_signed_encounter_answers_409_amend_instead(nurse_client, encounter, sit
     _sign(encounter)
     requests = [
         (reverse("charting:edit_administration", kwargs={"pk": adm.pk}), edit_data(adm, dose_value="350", dose_unit="mg")),
-        (reverse("charting:edit_access_site", kwargs={"pk": site.pk}), {"separate_site_medically_required": "on", "reason": "x"}),
-        (reverse("charting:document_em_service", kwargs={"pk": em.pk}), {"significant_separately_identifiable": "on", "note": "x"}),
+        (reverse("charting:edit_access_site", kwargs={"pk": encounter.pk}), {"site": site.pk, "separate_site_medically_required": "on", "reason": "x"}),
+        (reverse("charting:document_em_service", kwargs={"pk": encounter.pk}), {"service": em.pk, "significant_separately_identifiable": "on", "note": "x"}),
     ]
     for url, data in requests:
         for extra in (HTMX, {}):
@@ -318,6 +318,19 @@ def test_signed_encounter_answers_409_amend_instead(nurse_client, encounter, sit
     assert f'id="id_edit_{adm.pk}_dose_value"' not in html and f"amend-form-{adm.label}" in html
 
 
+def test_a_site_or_service_of_another_encounter_is_refused(nurse_client, encounter, site):
+    elsewhere = EncounterFactory(patient=encounter.patient)
+    foreign_site = AccessSiteFactory(encounter=elsewhere, label="Z")
+    foreign_em = OtherService.objects.create(encounter=elsewhere, kind=OtherService.Kind.EM_VISIT)
+    response = nurse_client.post(reverse("charting:edit_access_site", kwargs={"pk": encounter.pk}), {"site": foreign_site.pk, "separate_site_medically_required": "on", "reason": "x"})
+    assert response.status_code == 302
+    response = nurse_client.post(reverse("charting:document_em_service", kwargs={"pk": encounter.pk}), {"service": foreign_em.pk, "significant_separately_identifiable": "on", "note": "x"}, **HTMX)
+    assert response.status_code == 200 and response["HX-Redirect"]
+    foreign_site.refresh_from_db()
+    foreign_em.refresh_from_db()
+    assert not foreign_site.separate_site_medically_required and not foreign_em.significant_separately_identifiable
+
+
 def test_another_clinics_records_are_404(client, other_clinic_nurse, encounter, site):
     adm = given(encounter, site)
     em = OtherService.objects.create(encounter=encounter, kind=OtherService.Kind.EM_VISIT)
@@ -325,8 +338,8 @@ def test_another_clinics_records_are_404(client, other_clinic_nurse, encounter, 
     for url, data in [
         (reverse("charting:edit_administration", kwargs={"pk": adm.pk}), edit_data(adm, dose_value="1")),
         (reverse("charting:enter_in_error", kwargs={"pk": adm.pk}), {"reason": "x"}),
-        (reverse("charting:edit_access_site", kwargs={"pk": site.pk}), {"reason": "x", "separate_site_medically_required": "on"}),
-        (reverse("charting:document_em_service", kwargs={"pk": em.pk}), {"note": "x", "significant_separately_identifiable": "on"}),
+        (reverse("charting:edit_access_site", kwargs={"pk": encounter.pk}), {"site": site.pk, "reason": "x", "separate_site_medically_required": "on"}),
+        (reverse("charting:document_em_service", kwargs={"pk": encounter.pk}), {"service": em.pk, "note": "x", "significant_separately_identifiable": "on"}),
     ]:
         assert client.post(url, data, **HTMX).status_code == 404
     adm.refresh_from_db()

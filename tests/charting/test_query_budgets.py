@@ -72,18 +72,20 @@ REQUESTS = [
     ("waste", "stopped", "confirm_waste", {"none": "on", "wasted_unit": "mg"}, 24),
     ("edit a drug", "stopped", "edit_administration", _edit, 40),
     ("entered in error", "stopped", "enter_in_error", {"reason": "Wrong patient's order"}, 38),
-    ("edit a site", "stopped", "edit_access_site", {"separate_site_medically_required": "on", "reason": "Vesicant on its own line"}, 29),
+    ("edit a site", "stopped", "edit_access_site", {"separate_site_medically_required": "on", "reason": "Vesicant on its own line"}, 30),
     ("E/M note", "stopped", "document_em_service", {"significant_separately_identifiable": "on", "note": "New rash assessed"}, 33),
 ]
 
 
 def _count(client, encounter, state, name, data) -> int:
     adm = _subject(encounter, state)
-    target = {"encounter": encounter, "edit_access_site": adm.access_site}.get(name, adm)
-    if name == "document_em_service":
-        target = encounter.other_services.create(kind="em_visit", level="99213")
+    target = encounter if name in ("encounter", "edit_access_site", "document_em_service") else adm
     if callable(data):
         data = data(adm)
+    if name == "edit_access_site":
+        data = {**data, "site": adm.access_site_id}
+    if name == "document_em_service":
+        data = {**data, "service": encounter.other_services.create(kind="em_visit", level="99213").pk}
     path = reverse(f"charting:{name}", kwargs={"pk": target.pk})
     with CaptureQueriesContext(connection) as queries:
         response = client.get(path) if data is None else client.post(path, data, **HTMX)
