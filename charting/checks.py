@@ -100,12 +100,41 @@ class Issue:
 
     @property
     def fix_url(self) -> str:
+        """The draft chart at the input that closes the gap (the edit forms' ids)."""
+        return fix_url(self.encounter_id, self.administration_id, self.access_site_id, field=self.field)
+
+    @property
+    def card_url(self) -> str:
+        """The chart at the record's card (signed: where its Amend form is)."""
         return fix_url(self.encounter_id, self.administration_id, self.access_site_id)
 
 
-def fix_url(encounter_id, administration_id=None, access_site_id=None) -> str:
-    """The chart, scrolled to the card or list where the missing field is charted."""
-    anchor = f"adm-{administration_id}" if administration_id else "sites-heading" if access_site_id else "ready-to-bill"
+# The input of a draft chart that closes each check's gap, by the check's
+# `field`: the ids charting/forms.py gives the drug card's Edit, Correct a
+# time and Vials forms, the access site's Edit form and the E/M note.
+ADMINISTRATION_FIELD_ANCHORS = {
+    "dose_value": "id_edit_{pk}_dose_value",
+    "access_site": "id_edit_{pk}_access_site",
+    "purpose": "id_edit_{pk}_purpose",
+    "concurrent_with": "id_edit_{pk}_concurrent_with",
+    "stopped_at": "id_fix_{pk}_new_value",
+    "started_at": "id_fix_{pk}_new_value",
+    "resumed_at": "id_fix_{pk}_new_value",
+    "vial_uses": "id_vial_{pk}_ndc",
+}
+SITE_FIELD_ANCHORS = {"reason": "id_siteedit_{pk}_reason"}
+ENCOUNTER_FIELD_ANCHORS = {"significant_separately_identifiable": "em-note"}
+
+
+def fix_url(encounter_id, administration_id=None, access_site_id=None, *, field: str = "") -> str:
+    """The chart, scrolled to the input of `field` when the page has one for
+    it (a draft's edit forms), else to the card or list where it is charted."""
+    if administration_id:
+        anchor = ADMINISTRATION_FIELD_ANCHORS.get(field, "adm-{pk}").format(pk=administration_id)
+    elif access_site_id:
+        anchor = SITE_FIELD_ANCHORS.get(field, "site-{pk}").format(pk=access_site_id)
+    else:
+        anchor = ENCOUNTER_FIELD_ANCHORS.get(field, "ready-to-bill")
     return reverse("charting:encounter", kwargs={"pk": encounter_id}) + "#" + anchor
 
 
@@ -204,7 +233,9 @@ class Chart:
 
     @classmethod
     def of(cls, encounter: Encounter, *, now: dt.datetime, limits: Limits) -> Chart:
-        chart = cls(encounter, now, limits, list(encounter.administrations.all()), list(encounter.access_sites.all()))
+        # A drug struck as entered in error (REC-4) is no gap of anything.
+        charted = [a for a in encounter.administrations.all() if a.entered_in_error_at is None]
+        chart = cls(encounter, now, limits, charted, list(encounter.access_sites.all()))
         chart._annotate()
         return chart
 
@@ -291,9 +322,9 @@ class Sweep:
 def _administrations() -> QuerySet:
     """Administrations with what `name()` and the messages read (the two
     correlated counts run only for the rows fetched, i.e. new gaps)."""
-    same = Administration.objects.filter(encounter=OuterRef("encounter"), drug=OuterRef("drug")).order_by().values("encounter")
+    same = Administration.objects.charted().filter(encounter=OuterRef("encounter"), drug=OuterRef("drug")).order_by().values("encounter")
     before = same.filter(Q(recorded_at__lt=OuterRef("recorded_at")) | Q(recorded_at=OuterRef("recorded_at"), pk__lt=OuterRef("pk")))
-    return Administration.objects.select_related("drug", "access_site", "encounter__clinic").annotate(
+    return Administration.objects.charted().select_related("drug", "access_site", "encounter__clinic").annotate(
         same_drug_count=Subquery(same.annotate(n=Count("pk")).values("n"), output_field=IntegerField()),
         same_drug_before=Coalesce(Subquery(before.annotate(n=Count("pk")).values("n"), output_field=IntegerField()), 0),
     )
@@ -329,7 +360,7 @@ def _vials_sql(s: Sweep) -> QuerySet:
     # "id IN" the two small results: an OR of EXISTS would probe the vials once
     # per administration (9 s over a million; this: under 1 s).
     vials = VialUse.objects.filter(administration=OuterRef("pk"))
-    without_vials = Administration.objects.filter(_billable_q(), ~Exists(vials)).values("pk")
+    without_vials = Administration.objects.charted().filter(_billable_q(), ~Exists(vials)).values("pk")
     incomplete = VialUse.objects.filter(Q(ndc="") | Q(lot="")).values("administration")
     return _vials_detail(s).filter(_billable_q()).filter(Q(pk__in=without_vials) | Q(pk__in=incomplete))
 
@@ -356,7 +387,7 @@ def _late_sql(s: Sweep) -> QuerySet:
 
 
 def _overlap_candidate_q() -> Q:
-    return Q(route=Route.IV_INFUSION, started_at__isnull=False, access_site__isnull=False) & ~Q(purpose__in=NOT_BILLED_PURPOSES)
+    return Q(route=Route.IV_INFUSION, started_at__isnull=False, access_site__isnull=False, entered_in_error_at__isnull=True) & ~Q(purpose__in=NOT_BILLED_PURPOSES)
 
 
 def _overlap_sql(s: Sweep) -> QuerySet:
@@ -380,7 +411,7 @@ def _overlap_sql(s: Sweep) -> QuerySet:
 
 
 def _second_site_sql(s: Sweep) -> QuerySet:
-    iv = Administration.objects.filter(route__in=ROUTES_NEEDING_SITE, started_at__isnull=False)
+    iv = Administration.objects.charted().filter(route__in=ROUTES_NEEDING_SITE, started_at__isnull=False)
     return (
         AccessSite.objects.select_related("encounter__clinic")
         .filter(separate_site_medically_required=True)
@@ -401,7 +432,7 @@ def _not_signed_sql(s: Sweep) -> QuerySet:
 
 def _em_sql(s: Sweep) -> QuerySet:
     em = OtherService.objects.filter(encounter=OuterRef("pk"), kind=OtherService.Kind.EM_VISIT, significant_separately_identifiable=False).order_by("pk")
-    given = Administration.objects.filter(encounter=OuterRef("pk"), started_at__isnull=False)
+    given = Administration.objects.charted().filter(encounter=OuterRef("pk"), started_at__isnull=False)
     return Encounter.objects.select_related("clinic").filter(Exists(em), Exists(given)).annotate(em_level=Subquery(em.values("level")[:1]))
 
 

@@ -11,7 +11,20 @@ from django import forms
 from django.utils import timezone
 
 from .clock import wall_clock_problem
-from .models import AccessSite, AdminFamily, Administration, AmendableField, AmendmentReason, ContainerType, DoseUnit, Drug, Patient, Purpose, Route, Setting
+from .models import (
+    AMEND_FORM_FIELDS,
+    AccessSite,
+    AdminFamily,
+    Administration,
+    AmendmentReason,
+    ContainerType,
+    DoseUnit,
+    Drug,
+    Patient,
+    Purpose,
+    Route,
+    Setting,
+)
 
 LOCAL_INPUT = "%Y-%m-%dT%H:%M"
 
@@ -202,7 +215,7 @@ class AmendForm(forms.Form):
     typed (services.amend_administration parses it per field), a reason from
     the maintained list and an optional note."""
 
-    field = forms.ChoiceField(choices=[("", "— field —"), *AmendableField.choices], error_messages={"required": "Pick the field to amend."})
+    field = forms.ChoiceField(choices=[("", "— field —"), *AMEND_FORM_FIELDS], error_messages={"required": "Pick the field to amend."})
     new_value = forms.CharField(label="New value", max_length=100, help_text="Dose: a number · unit/purpose/route: as listed · site: its label · times: YYYY-MM-DD HH:MM.")
     reason = forms.ModelChoiceField(
         queryset=AmendmentReason.objects.filter(is_active=True),
@@ -224,7 +237,7 @@ class AnswerForm(forms.Form):
     query = forms.IntegerField(widget=forms.HiddenInput)
     answer = forms.CharField(max_length=2000, widget=forms.Textarea(attrs={"rows": 2}), error_messages={"required": "Write an answer for the coder."})
     administration = forms.ModelChoiceField(queryset=Administration.objects.none(), required=False, empty_label="No amendment", label="Amend")
-    field = forms.ChoiceField(choices=[("", "—"), *AmendableField.choices], required=False)
+    field = forms.ChoiceField(choices=[("", "—"), *AMEND_FORM_FIELDS], required=False)
     new_value = forms.CharField(label="New value", max_length=100, required=False)
     reason = forms.ModelChoiceField(queryset=AmendmentReason.objects.filter(is_active=True), required=False, empty_label="— reason —")
     reason_text = forms.CharField(label="Note", required=False, max_length=2000)
@@ -232,7 +245,7 @@ class AnswerForm(forms.Form):
     def __init__(self, *args, encounter, **kwargs):
         kwargs.setdefault("prefix", "answer")
         super().__init__(*args, **kwargs)
-        self.fields["administration"].queryset = Administration.objects.filter(encounter=encounter).select_related("drug")
+        self.fields["administration"].queryset = Administration.objects.charted().filter(encounter=encounter).select_related("drug")
         self.fields["administration"].label_from_instance = lambda adm: f"{adm.label}: {adm.drug.name}"
         _testids(self, "answer")
 
@@ -252,3 +265,105 @@ class AnswerForm(forms.Form):
         if (data.get("administration") or data.get("field")) and not data.get("reason"):
             self.add_error("reason", "A reason is required.")
         return data
+
+
+# --- fixing a draft (issue #5): the forms the flags' fix links land on ----------------
+#
+# Every drug card and site of a page has one of these, so their choices come
+# from lists the page has loaded already (never a queryset per card: the
+# page's query count stays the same for 1 or 30 drugs), and their ids carry
+# the record's id (checks.ADMINISTRATION_FIELD_ANCHORS links to them).
+
+
+class EditAdministrationForm(forms.Form):
+    """What was charted about a drug on a draft: dose, unit, purpose, route,
+    site, and how it relates to another drug on the same site."""
+
+    dose_value = forms.DecimalField(label="Dose", max_digits=12, decimal_places=3, min_value=Decimal("0.001"), required=False, error_messages={"min_value": "The dose must be more than 0."})
+    dose_unit = forms.ChoiceField(label="Dose unit", choices=[("", "—"), *DoseUnit.choices], required=False)
+    purpose = forms.ChoiceField(label="Purpose / indication", choices=Purpose.choices)
+    route = forms.ChoiceField(choices=Route.choices)
+    access_site = forms.ChoiceField(label="Access site", required=False, help_text="Needed for IV infusion, IV push and intra-arterial.")
+    concurrent_with = forms.ChoiceField(label="Runs concurrently with", required=False, help_text="Another drug running at the same time on the same site, in its own bag.")
+    bag = forms.CharField(label="Bag", max_length=20, required=False, help_text="Drugs mixed in one container share this value (R26).")
+
+    def __init__(self, *args, administration: Administration, sites, siblings, **kwargs):
+        kwargs.setdefault("auto_id", f"id_edit_{administration.pk}_%s")
+        initial = kwargs.setdefault("initial", {})
+        for name in ("dose_value", "dose_unit", "purpose", "route", "bag"):
+            initial.setdefault(name, getattr(administration, name))
+        initial.setdefault("access_site", str(administration.access_site_id or ""))
+        initial.setdefault("concurrent_with", str(administration.concurrent_with_id or ""))
+        super().__init__(*args, **kwargs)
+        self.sites = {str(s.pk): s for s in sites}
+        self.siblings = {str(a.pk): a for a in siblings if a.pk != administration.pk and a.entered_in_error_at is None}
+        self.fields["access_site"].choices = [("", "—"), *((k, f"{s.label}: {s.get_kind_display()}{f', {s.location}' if s.location else ''}") for k, s in self.sites.items())]
+        self.fields["concurrent_with"].choices = [("", "— none —"), *((k, f"{a.drug.name} ({a.label})") for k, a in self.siblings.items())]
+        self.fields["purpose"].error_messages["required"] = "Pick the purpose."
+        label = administration.label
+        for name in self.fields:
+            self.fields[name].widget.attrs["data-testid"] = f"edit-{name.replace('_', '-')}-{label}"
+
+    def clean_access_site(self):
+        return self.sites.get(self.cleaned_data["access_site"])
+
+    def clean_concurrent_with(self):
+        return self.siblings.get(self.cleaned_data["concurrent_with"])
+
+
+class EditAccessSiteForm(forms.Form):
+    """A site's "separate site medically required" and why (R10)."""
+
+    separate_site_medically_required = forms.BooleanField(label="Separate site medically required", required=False)
+    reason = forms.CharField(label="Why a separate site was required", widget=forms.Textarea(attrs={"rows": 2}), required=False, max_length=2000)
+
+    def __init__(self, *args, site: AccessSite, **kwargs):
+        kwargs.setdefault("auto_id", f"id_siteedit_{site.pk}_%s")
+        initial = kwargs.setdefault("initial", {})
+        initial.setdefault("separate_site_medically_required", site.separate_site_medically_required)
+        initial.setdefault("reason", site.reason)
+        super().__init__(*args, **kwargs)
+        for name in self.fields:
+            self.fields[name].widget.attrs["data-testid"] = f"siteedit-{name.replace('_', '-')}-{site.label}"
+
+
+class EmNoteForm(forms.Form):
+    """The E/M visit's significant, separately identifiable work (R40).
+
+    `first`: the E/M visit the check points at (the first without the note):
+    its inputs get the fixed ids the fix link names ("em-note")."""
+
+    significant_separately_identifiable = forms.BooleanField(label="Significant, separately identifiable work", required=False)
+    note = forms.CharField(label="What was done beyond the routine pre-administration assessment", widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=4000)
+
+    def __init__(self, *args, service, first: bool = False, **kwargs):
+        kwargs.setdefault("auto_id", "em-%s" if first else f"em-{service.pk}-%s")
+        initial = kwargs.setdefault("initial", {})
+        initial.setdefault("significant_separately_identifiable", service.significant_separately_identifiable)
+        initial.setdefault("note", service.detail)
+        super().__init__(*args, **kwargs)
+        for name in self.fields:
+            self.fields[name].widget.attrs["data-testid"] = f"em-{name.replace('_', '-')}-{service.pk}"
+
+
+class EnteredInErrorForm(forms.Form):
+    """Strike a drug charted by mistake (REC-4). On a signed encounter it is
+    an amendment: `amendment_reason` from the maintained list (choices given
+    by the page, loaded once)."""
+
+    reason = forms.CharField(label="Why it was entered in error", max_length=200, error_messages={"required": "Say why this drug was entered in error."})
+    amendment_reason = forms.ChoiceField(label="Amendment reason", required=False)
+
+    def __init__(self, *args, administration: Administration, amendment_reasons=None, **kwargs):
+        kwargs.setdefault("auto_id", f"id_eie_{administration.pk}_%s")
+        super().__init__(*args, **kwargs)
+        self.signed = amendment_reasons is not None
+        if self.signed:
+            self.fields["amendment_reason"].choices = [("", "— pick a reason —"), *((r.code, r.label) for r in amendment_reasons)]
+            self.fields["amendment_reason"].required = True
+            self.fields["amendment_reason"].error_messages["required"] = "A reason is required."
+        else:
+            del self.fields["amendment_reason"]
+        label = administration.label
+        for name in self.fields:
+            self.fields[name].widget.attrs["data-testid"] = f"eie-{name.replace('_', '-')}-{label}"

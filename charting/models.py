@@ -353,6 +353,9 @@ ADMINISTRATION_CLINICAL_COLUMNS = (
     "waste_confirmed_at",
     "hcpcs_unit_value",
     "hcpcs_unit_unit",
+    "entered_in_error_at",
+    "entered_in_error_by_id",
+    "entered_in_error_reason",
 )
 
 
@@ -411,9 +414,15 @@ def opened_amount(vials, unit: str) -> Decimal | None:
 
 
 class AdministrationQuerySet(models.QuerySet):
+    def charted(self):
+        """Administrations as charted now: those struck as entered in error
+        (REC-4) are left out. The checks, the coding and the running counts
+        read these; the chart shows the struck ones too, crossed out."""
+        return self.filter(entered_in_error_at__isnull=True)
+
     def running(self):
-        """Started, not stopped (paused ones included)."""
-        return self.filter(started_at__isnull=False, stopped_at__isnull=True)
+        """Started, not stopped (paused ones included), not struck as entered in error."""
+        return self.filter(started_at__isnull=False, stopped_at__isnull=True, entered_in_error_at__isnull=True)
 
     def visible_to(self, user):
         return self.filter(encounter__clinic__in=Clinic.objects.filter(staff=user))
@@ -474,6 +483,14 @@ class Administration(models.Model):
     # imported scenario's own `hcpcs_unit`); empty = the catalog's unit.
     hcpcs_unit_value = models.DecimalField("HCPCS billing unit", max_digits=10, decimal_places=3, null=True, blank=True)
     hcpcs_unit_unit = models.CharField(max_length=10, choices=DoseUnit.choices, blank=True)
+    # "Entered in error" (REC-4): a drug charted by mistake is struck, never
+    # deleted. It stays on the chart crossed out, with who, when (server
+    # time) and why; the checks and the coding leave it out (`.charted()`).
+    # On a signed encounter it is struck by an amendment (field
+    # "entered_in_error"), which the frozen-row trigger requires.
+    entered_in_error_at = models.DateTimeField(null=True, blank=True)
+    entered_in_error_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    entered_in_error_reason = models.CharField(max_length=200, blank=True)
 
     objects = AdministrationQuerySet.as_manager()
 
@@ -501,6 +518,11 @@ class Administration(models.Model):
                 condition=Q(hcpcs_unit_value__isnull=True, hcpcs_unit_unit="") | Q(hcpcs_unit_value__gt=0, hcpcs_unit_unit__in=DoseUnit.values),
                 name="administration_hcpcs_unit_positive_with_unit",
                 violation_error_message="A billing unit is a positive amount with its unit.",
+            ),
+            models.CheckConstraint(
+                condition=Q(entered_in_error_at__isnull=True, entered_in_error_reason="") | (Q(entered_in_error_at__isnull=False) & ~Q(entered_in_error_reason="")),
+                name="administration_entered_in_error_has_reason",
+                violation_error_message="Striking a drug as entered in error needs a reason.",
             ),
         ]
         triggers = [_frozen_trigger("administration_signed_frozen", ADMINISTRATION_CLINICAL_COLUMNS, "EXISTS (SELECT 1 FROM charting_encounter e WHERE e.id = OLD.encounter_id AND e.status = 'signed')")]
@@ -535,6 +557,10 @@ class Administration(models.Model):
         changed = [a for a in fields if stored[a] != getattr(self, a)]
         if changed and not in_amendment():
             raise SignedRecordError(f"This encounter is signed: {', '.join(changed)} of {self.drug} can only be changed by an amendment.")
+
+    @property
+    def is_entered_in_error(self) -> bool:
+        return self.entered_in_error_at is not None
 
     @property
     def needs_access_site(self) -> bool:
@@ -921,6 +947,13 @@ class AmendableField(models.TextChoices):
     ACCESS_SITE = "access_site", "access site"
     STARTED_AT = "started_at", "start time"
     STOPPED_AT = "stopped_at", "stop time"
+    # Not a value a nurse types: `services.enter_administration_in_error`
+    # strikes the whole drug on a signed encounter (REC-4).
+    ENTERED_IN_ERROR = "entered_in_error", "entered in error"
+
+
+# What the Amend form offers (striking a drug has its own form).
+AMEND_FORM_FIELDS = [(v, label) for v, label in AmendableField.choices if v != AmendableField.ENTERED_IN_ERROR]
 
 
 class Amendment(models.Model):

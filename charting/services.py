@@ -51,6 +51,7 @@ from .models import (
     DoseUnit,
     Drug,
     Encounter,
+    OtherService,
     Patient,
     Pause,
     Purpose,
@@ -85,10 +86,15 @@ class SignedEncounterError(ChartingError):
     409 Conflict with this message, which says to amend instead."""
 
 
+def signed_encounter_error(encounter: Encounter) -> SignedEncounterError:
+    """The refusal of a change to the signed `encounter` (its clinic loaded)."""
+    return SignedEncounterError(f"This encounter was signed at {local_hhmm(encounter.signed_at, encounter.clinic)}; signed documentation can only be changed by an amendment.")
+
+
 def _locked_encounter(encounter_id) -> Encounter:
     encounter = Encounter.objects.select_for_update(of=("self",)).select_related("clinic").get(pk=encounter_id)
     if encounter.is_signed:
-        raise SignedEncounterError(f"This encounter was signed at {local_hhmm(encounter.signed_at, encounter.clinic)}; signed documentation can only be changed by an amendment.")
+        raise signed_encounter_error(encounter)
     return encounter
 
 
@@ -594,6 +600,251 @@ def remove_vials(adm: Administration, *, vial_id: int | None, actor: Any, reason
     return adm
 
 
+# --- fixing a draft: what the flags point at (issue #5) ---------------------------
+#
+# On a DRAFT encounter the nurse changes what was charted directly, through
+# these functions; on a signed one `amend_administration` is the only path
+# (they raise SignedEncounterError, which the views answer with 409 "amend
+# instead"). Each one refreshes the encounter's flags in the same transaction
+# (`refresh_flags`), so a fixed gap's flag resolves at once, not at the next
+# sweep.
+
+
+def _refresh(encounter: Encounter) -> None:
+    refresh_flags(encounter.pk, now=timezone.now())
+
+
+def _check_dose(dose_value: Decimal | None, dose_unit: str) -> None:
+    if dose_unit and dose_unit not in DoseUnit.values:
+        raise ChartingError("Pick the unit of the dose from the list.", field="dose_unit")
+    if dose_value is None:
+        return
+    if not dose_value.is_finite() or not (MIN_DOSE <= dose_value <= MAX_DOSE) or dose_value != dose_value.quantize(MIN_DOSE):
+        # numeric(12, 3): a smaller value would round to 0 (the positive-dose
+        # constraint), a larger one overflow it.
+        raise ChartingError(f"The dose must be more than 0: between {MIN_DOSE} and {MAX_DOSE}, with at most 3 decimals.", field="dose_value")
+    if not dose_unit:
+        raise ChartingError("Give the unit of the dose.", field="dose_unit")
+
+
+@transaction.atomic
+def edit_administration(
+    adm: Administration,
+    *,
+    dose_value: Decimal | None,
+    dose_unit: str,
+    purpose: str,
+    route: str,
+    access_site: AccessSite | None,
+    concurrent_with: Administration | None,
+    bag: str,
+    actor: Any,
+) -> Administration:
+    """Change what was charted about a drug on a DRAFT encounter: dose and
+    unit, purpose (the indication of a hydration), route, access site, the
+    drug it runs concurrently with (own bag, same site) or the bag it shares.
+
+    Validation (ChartingError on the field): dose > 0 with a unit, a route
+    that needs a site has one of this encounter, `concurrent_with` another
+    charted administration of this encounter on the same site. A changed
+    dose or unit forgets a confirmed waste (it was worked out from the old
+    dose). No change is a no-op (`adm.notice`). Refused on a signed encounter
+    (SignedEncounterError) and for a drug struck as entered in error. Writes
+    one audit row with the old and new values; refreshes the flags.
+    """
+    adm = _locked_administration(adm)
+    encounter = adm.encounter
+    if adm.entered_in_error_at is not None:
+        raise ChartingError(f"{adm.drug} was struck as entered in error: chart it again instead.")
+    bag = (bag or "").strip()
+    if route not in Route.values:
+        raise ChartingError("Pick a route from the list.", field="route")
+    if purpose not in Purpose.values:
+        raise ChartingError("Pick a purpose from the list.", field="purpose")
+    _check_dose(dose_value, dose_unit or "")
+    if access_site is not None and access_site.encounter_id != encounter.pk:
+        raise ChartingError("That access site belongs to another encounter.", field="access_site")
+    if route in ROUTES_NEEDING_SITE and access_site is None:
+        raise ChartingError(f"{Route(route).label} needs an access site: pick the site it ran through.", field="access_site")
+    if concurrent_with is not None:
+        other = Administration.objects.charted().filter(pk=concurrent_with.pk, encounter=encounter).first()
+        if other is None or other.pk == adm.pk:
+            raise ChartingError("Pick another drug of this encounter.", field="concurrent_with")
+        if access_site is None or other.access_site_id != access_site.pk:
+            raise ChartingError("The concurrent drug must run through the same access site.", field="concurrent_with")
+    if len(bag) > Administration._meta.get_field("bag").max_length:
+        raise ChartingError("The bag id is too long (20 characters at most).", field="bag")
+    if dose_value is not None and dose_unit and adm.container_type:
+        vials = list(VialUse.objects.filter(administration=adm))
+        if any(v.size_value is not None and convert(v.size_value, v.size_unit, dose_unit) is None for v in vials):
+            raise ChartingError("The vials charted are in a unit this dose unit does not convert to: strike them first, or keep the unit.", field="dose_unit")
+
+    new = {
+        "dose_value": dose_value,
+        "dose_unit": dose_unit or "",
+        "purpose": purpose,
+        "route": route,
+        "access_site_id": access_site.pk if access_site is not None else None,
+        "concurrent_with_id": concurrent_with.pk if concurrent_with is not None else None,
+        "bag": bag,
+    }
+    changed = {name: (getattr(adm, name), value) for name, value in new.items() if getattr(adm, name) != value}
+    if not changed:
+        adm.notice = "Nothing changed."
+        return adm
+    for name, (_, value) in changed.items():
+        setattr(adm, name, value)
+    fields = [name.removesuffix("_id") for name in changed]
+    cleared = ("dose_value" in changed or "dose_unit" in changed) and _clear_waste(adm)
+    if cleared:
+        fields += ["wasted_value", "wasted_unit", "waste_confirmed_by", "waste_confirmed_at"]
+    adm.save(update_fields=fields)
+    _audit(
+        "charting.administration.edited",
+        adm,
+        encounter,
+        actor,
+        changed={name.removesuffix("_id"): {"old": _detail_value(old), "new": _detail_value(value)} for name, (old, value) in changed.items()},
+        waste_cleared=cleared,
+    )
+    _refresh(encounter)
+    adm.notice = "Saved." + (" The dose changed: confirm the waste again." if cleared else "")
+    return adm
+
+
+def _detail_value(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return f"{value.normalize():f}"
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    return str(value)
+
+
+@transaction.atomic
+def edit_access_site(site: AccessSite, *, separate_site_medically_required: bool, reason: str, actor: Any) -> AccessSite:
+    """Say whether a site was a medically required separate site and why
+    (R10), on a DRAFT encounter. Ticking it needs a reason. No change is a
+    no-op (`site.notice`). Refused on a signed encounter
+    (SignedEncounterError). Audited; refreshes the flags."""
+    encounter = _locked_encounter(site.encounter_id)
+    site = AccessSite.objects.select_for_update().get(pk=site.pk)
+    site.notice = ""
+    reason = (reason or "").strip()
+    if separate_site_medically_required and not reason:
+        raise ChartingError("Say why a separate site was medically required.", field="reason")
+    old = {"separate_site_medically_required": site.separate_site_medically_required, "reason": site.reason}
+    new = {"separate_site_medically_required": separate_site_medically_required, "reason": reason}
+    if old == new:
+        site.notice = "Nothing changed."
+        return site
+    site.separate_site_medically_required, site.reason = separate_site_medically_required, reason
+    site.save(update_fields=list(new))
+    _audit("charting.access_site.edited", site, encounter, actor, label=site.label, old=old, new=new)
+    _refresh(encounter)
+    site.notice = "Saved."
+    return site
+
+
+@transaction.atomic
+def document_em_service(service: OtherService, *, significant_separately_identifiable: bool, note: str, actor: Any) -> OtherService:
+    """Document the E/M visit's significant, separately identifiable work
+    (R40: beyond the routine pre-administration assessment), on a DRAFT
+    encounter: the tick and the note (kept in `detail`). The tick needs a
+    note. Refused for another kind of service and on a signed encounter
+    (SignedEncounterError). Audited; refreshes the flags."""
+    encounter = _locked_encounter(service.encounter_id)
+    service = OtherService.objects.select_for_update().get(pk=service.pk)
+    service.notice = ""
+    if service.kind != OtherService.Kind.EM_VISIT:
+        raise ChartingError("Only an E/M visit takes this note.")
+    note = (note or "").strip()
+    if significant_separately_identifiable and not note:
+        raise ChartingError("Describe the significant, separately identifiable work.", field="note")
+    old = {"significant_separately_identifiable": service.significant_separately_identifiable, "detail": service.detail}
+    new = {"significant_separately_identifiable": significant_separately_identifiable, "detail": note}
+    if old == new:
+        service.notice = "Nothing changed."
+        return service
+    service.significant_separately_identifiable, service.detail = significant_separately_identifiable, note
+    service.save(update_fields=list(new))
+    _audit("charting.other_service.em_documented", service, encounter, actor, level=service.level, old=old, new=new)
+    _refresh(encounter)
+    service.notice = "Saved."
+    return service
+
+
+@transaction.atomic
+def enter_administration_in_error(
+    adm: Administration, *, reason: str, actor: Any, amendment_reason: AmendmentReason | str | None = None
+) -> Administration:
+    """Strike a drug charted by mistake as entered in error (REC-4): never
+    deleted; it keeps every value, gets the reason, the author and the server
+    time, stays on the chart crossed out, and leaves the checks (its flags
+    resolve) and the coding (`coding.documentation.encounter_doc`).
+
+    On a draft the reason is enough. On a SIGNED encounter it is an
+    amendment: `amendment_reason` from the maintained list is required, an
+    Amendment row (field "entered_in_error") keeps it, the frozen-row trigger
+    lets exactly this transaction through, a final coder review goes back to
+    the queue and the encounter is re-coded after commit. A second strike is
+    a no-op (`adm.notice`). Raises ChartingError(field="reason" /
+    "amendment_reason").
+    """
+    encounter = Encounter.objects.select_for_update(of=("self",)).select_related("clinic").get(pk=adm.encounter_id)
+    adm = Administration.objects.select_for_update(of=("self",)).select_related("drug").get(pk=adm.pk)
+    adm.encounter = encounter
+    adm.notice = ""
+    if adm.entered_in_error_at is not None:
+        adm.notice = f"{adm.drug} was already struck as entered in error at {local_hhmm(adm.entered_in_error_at, encounter.clinic)}."
+        return adm
+    reason = (reason or "").strip()
+    if not reason:
+        raise ChartingError("Say why this drug was entered in error.", field="reason")
+    if len(reason) > Administration._meta.get_field("entered_in_error_reason").max_length:
+        raise ChartingError("Keep the reason under 200 characters.", field="reason")
+    amendment = None
+    if encounter.is_signed:
+        if isinstance(amendment_reason, str):
+            amendment_reason = AmendmentReason.objects.filter(code=amendment_reason, is_active=True).first() if amendment_reason else None
+        if amendment_reason is None:
+            raise ChartingError("The encounter is signed: pick the amendment's reason.", field="amendment_reason")
+        amendment = Amendment.objects.create(
+            encounter=encounter,
+            administration=adm,
+            field=AmendableField.ENTERED_IN_ERROR,
+            old_value=None,
+            new_value={"entered_in_error": True, "reason": reason},
+            reason=amendment_reason,
+            reason_text=reason,
+            author=actor,
+        )
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('chairside.amendment', %s, true)", [str(amendment.pk)])
+    adm.entered_in_error_at, adm.entered_in_error_by, adm.entered_in_error_reason = timezone.now(), actor, reason
+    adm.save(update_fields=["entered_in_error_at", "entered_in_error_by", "entered_in_error_reason"])
+    _audit(
+        "charting.administration.entered_in_error",
+        adm,
+        encounter,
+        actor,
+        reason=reason,
+        drug=adm.drug.name,
+        label=adm.label,
+        state=adm.state,
+        amendment_id=amendment.pk if amendment is not None else None,
+    )
+    _refresh(encounter)
+    if amendment is not None:
+        from coding.services import documentation_amended  # coding imports charting, not the reverse at load time
+
+        documentation_amended(encounter, amendment=amendment)
+        encounter_id = str(encounter.pk)
+        transaction.on_commit(lambda: _enqueue_suggestion(encounter_id))
+    adm.notice = f"{adm.drug} struck as entered in error (kept in the record)."
+    return adm
+
+
 # --- signing ----------------------------------------------------------------------
 
 
@@ -747,7 +998,8 @@ def amend_administration(
         raise ChartingError("This encounter is not signed yet: change the chart directly, no amendment needed.")
     locked = Administration.objects.select_for_update(of=("self",)).select_related("drug", "access_site").get(pk=adm.pk)
     locked.encounter = encounter
-    if field not in AmendableField.values:
+    if field not in AmendableField.values or field == AmendableField.ENTERED_IN_ERROR:
+        # A drug is struck whole by enter_administration_in_error, not here.
         raise ChartingError("This field cannot be amended.", field="field")
     reason_text = (reason_text or "").strip()
     if isinstance(reason, str):

@@ -12,6 +12,9 @@ urlpatterns = [
     path("encounters/<uuid:pk>/administrations/", views.add_administration, name="add_administration"),
     path("encounters/<uuid:pk>/sign/", views.sign_encounter, name="sign_encounter"),
     path("encounters/<uuid:pk>/answer/", views.answer_query, name="answer_query"),
+    # The site / E-M service is a POSTed id inside the encounter (PHI-1: URLs name records by uuid).
+    path("encounters/<uuid:pk>/access-sites/edit/", views.edit_access_site, name="edit_access_site"),
+    path("encounters/<uuid:pk>/em-note/", views.document_em_service, name="document_em_service"),
     path("administrations/<uuid:pk>/start/", views.administration_action, {"action": "start"}, name="start_administration"),
     path("administrations/<uuid:pk>/pause/", views.pause_administration, name="pause_administration"),
     path("administrations/<uuid:pk>/resume/", views.administration_action, {"action": "resume"}, name="resume_administration"),
@@ -21,4 +24,6 @@ urlpatterns = [
     path("administrations/<uuid:pk>/waste/", views.confirm_waste, name="confirm_waste"),
     path("administrations/<uuid:pk>/vials/remove/", views.remove_vials, name="remove_vials"),
     path("administrations/<uuid:pk>/amend/", views.amend_administration, name="amend_administration"),
+    path("administrations/<uuid:pk>/edit/", views.edit_administration, name="edit_administration"),
+    path("administrations/<uuid:pk>/entered-in-error/", views.enter_in_error, name="enter_in_error"),
 ]

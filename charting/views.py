@@ -23,8 +23,22 @@ from audit.services import record, subject
 from infusion_site.roles import NURSE, role_required
 
 from . import checks, services
-from .forms import AccessSiteForm, AdministrationForm, AmendForm, AnswerForm, CorrectTimeForm, OpenEncounterForm, PauseForm, VialForm, WasteForm
-from .models import Administration, AmendableField, AmendmentReason, Encounter
+from .forms import (
+    AccessSiteForm,
+    AdministrationForm,
+    AmendForm,
+    AnswerForm,
+    CorrectTimeForm,
+    EditAccessSiteForm,
+    EditAdministrationForm,
+    EmNoteForm,
+    EnteredInErrorForm,
+    OpenEncounterForm,
+    PauseForm,
+    VialForm,
+    WasteForm,
+)
+from .models import AMEND_FORM_FIELDS, AccessSite, Administration, AmendmentReason, Encounter, OtherService
 from .services import ChartingError, SignedEncounterError
 
 PAGE = "charting/encounter.html"
@@ -85,9 +99,15 @@ def _chart_context(request, encounter: Encounter, **forms) -> dict:
     """Context of the whole page; `forms` replaces the blank forms (bound, with errors)."""
     now = timezone.now()
     correction_forms = forms.pop("correction_forms", {})
+    card_forms = forms.pop("card_forms", {})
     administrations = list(encounter.administrations.all())
+    access_sites = list(encounter.access_sites.all())
+    # Loaded once for every card's "entered in error" form on a signed chart.
+    reasons = list(AmendmentReason.objects.filter(is_active=True)) if encounter.is_signed else None
     for adm in administrations:
-        _decorate(adm, now, correction_forms.get(adm.pk))
+        _decorate(adm, now, correction_forms.get(adm.pk), sites=access_sites, siblings=administrations, amendment_reasons=reasons, **card_forms.get(("adm", adm.pk), {}))
+    for site in access_sites:
+        _decorate_site(site, **card_forms.get(("site", site.pk), {}))
     issues = checks.check_encounter(encounter, now=now)
     blocking = [i for i in issues if i.blocking]
     return {
@@ -98,15 +118,16 @@ def _chart_context(request, encounter: Encounter, **forms) -> dict:
         "advisory_issues": [i for i in issues if not i.blocking],
         "blocking_digest": checks.digest(blocking),
         # sign_encounter refuses while a drug runs, so "Sign anyway" is not offered then.
-        "drugs_running": [adm for adm in administrations if adm.state in ("running", "paused")],
-        "access_sites": list(encounter.access_sites.all()),
+        "drugs_running": [adm for adm in administrations if adm.state in ("running", "paused") and not adm.is_entered_in_error],
+        "access_sites": access_sites,
+        "em_services": _em_services(encounter, **card_forms.get("em", {})),
         "administrations": administrations,
         "site_form": forms.get("site_form") or AccessSiteForm(),
         "administration_form": forms.get("administration_form") or AdministrationForm(encounter=encounter),
         "pause_reasons": PAUSE_REASONS,
         "queries": (queries := _queries(encounter) if encounter.is_signed else []),
         "amendment_reasons": list(AmendmentReason.objects.filter(is_active=True)) if any(q.status == "open" for q in queries) else [],
-        "amendable_fields": AmendableField.choices,
+        "amendable_fields": AMEND_FORM_FIELDS,
         "answer_form": forms.get("answer_form"),
         "answer_query_id": forms.get("answer_query_id"),
     }
@@ -123,8 +144,27 @@ def _queries(encounter: Encounter) -> list:
 PAUSE_REASONS = ["Infusion reaction", "Pump alarm", "Patient to restroom", "Line occluded", "Patient request"]
 
 
-def _decorate(adm: Administration, now, correction_form=None, pause_form=None, notice: str = "", vial_form=None, waste_form=None, amend_form=None) -> Administration:
+def _decorate(
+    adm: Administration,
+    now,
+    correction_form=None,
+    pause_form=None,
+    notice: str = "",
+    vial_form=None,
+    waste_form=None,
+    amend_form=None,
+    edit_form=None,
+    eie_form=None,
+    sites=(),
+    siblings=(),
+    amendment_reasons=None,
+) -> Administration:
+    """The card's forms: blank ones, or `*_form` bound with what was typed.
+    `sites`/`siblings` (the encounter's, loaded once) are the Edit form's
+    choices; `amendment_reasons` is given on a signed chart."""
     adm.minutes = adm.minutes_so_far(now)
+    adm.edit_form = edit_form or EditAdministrationForm(administration=adm, sites=sites, siblings=siblings)
+    adm.eie_form = eie_form or EnteredInErrorForm(administration=adm, amendment_reasons=amendment_reasons)
     adm.amend_form = amend_form or AmendForm(administration=adm)
     adm.correction_form = correction_form or CorrectTimeForm(administration=adm)
     adm.pause_form = pause_form or PauseForm()
@@ -132,6 +172,36 @@ def _decorate(adm: Administration, now, correction_form=None, pause_form=None, n
     adm.waste_form = waste_form or WasteForm(administration=adm)
     adm.notice = notice
     return adm
+
+
+def _card_choices(encounter: Encounter) -> dict:
+    """What one drug card's forms choose from, for a card rendered on its own
+    (two queries on a draft: the sites, the drugs; one on a signed chart)."""
+    if encounter.is_signed:
+        return {"amendment_reasons": list(AmendmentReason.objects.filter(is_active=True))}
+    return {
+        "sites": list(AccessSite.objects.filter(encounter=encounter)),
+        "siblings": list(Administration.objects.filter(encounter=encounter).select_related("drug")),
+    }
+
+
+def _decorate_site(site: AccessSite, edit_form=None, notice: str = "") -> AccessSite:
+    site.edit_form = edit_form or EditAccessSiteForm(site=site)
+    site.notice = notice
+    return site
+
+
+def _em_services(encounter: Encounter, form=None, service_pk=None, notice: str = "") -> list:
+    """The encounter's E/M visits with their note forms (from the prefetched
+    `other_services`). The first one without the note is the one the check
+    names: its inputs get the ids the fix link points at ("em-note")."""
+    services_ = sorted((s for s in encounter.other_services.all() if s.kind == OtherService.Kind.EM_VISIT), key=lambda s: s.pk)
+    first = next((s.pk for s in services_ if not s.significant_separately_identifiable), None)
+    for svc in services_:
+        bound = form if svc.pk == service_pk else None
+        svc.em_form = bound or EmNoteForm(service=svc, first=svc.pk == first)
+        svc.notice = notice if svc.pk == service_pk else ""
+    return services_
 
 
 def _encounter_for(request, pk) -> Encounter:
@@ -235,8 +305,9 @@ def _administration_response(request, adm_pk, *, status=200, error: str = "", no
             messages.info(request, notice)
         return redirect(reverse("charting:encounter", kwargs={"pk": request.encounter_pk}) + f"#adm-{adm_pk}")
     adm = Administration.objects.for_chart().get(pk=adm_pk)
+    choices = _card_choices(adm.encounter)
     with timezone.override(adm.encounter.clinic.tz):
-        _decorate(adm, timezone.now(), notice=notice, **forms)
+        _decorate(adm, timezone.now(), notice=notice, **choices, **forms)
         adm.error = error
         response = _vary(render(request, f"{PAGE}#administration", {"adm": adm, "encounter": adm.encounter}, status=status))
     # The drug card changed: the "ready to bill" panel listens for this event
@@ -451,3 +522,144 @@ def answer_query(request: HttpRequest, pk) -> HttpResponse:
             return _after_write(request, enc)
     # htmx swaps the queries section out of the page (it does not swap a 400).
     return _render_page(request, enc, status=200 if request.htmx else 400, answer_form=form, answer_query_id=query.pk)
+
+
+# --- fixing a draft: what the flags point at (issue #5) ------------------------------
+#
+# Draft charts only: on a signed one each of these answers 409 "amend instead"
+# before reading the form (the services refuse too). A bad value re-renders
+# the form with what was typed: htmx gets the partial (200), a plain POST
+# the page (400). After a fix the partial carries HX-Trigger "chart-changed",
+# so the "ready to bill" panel reloads; the services have refreshed the
+# encounter's flags already.
+
+
+def _card_invalid(request, adm: Administration, **forms) -> HttpResponse:
+    if request.htmx:
+        return _administration_response(request, adm.pk, **forms)
+    enc = _encounter_for(request, adm.encounter_id)
+    return _render_page(request, enc, status=400, card_forms={("adm", adm.pk): forms})
+
+
+@require_POST
+@phi("charting.administration.edit", object_type="charting.administration", id_kwarg="pk")
+@role_required(NURSE)
+def edit_administration(request: HttpRequest, pk) -> HttpResponse:
+    """The drug card's Edit form: dose, unit, purpose, route, site, concurrent with / bag."""
+    adm = _administration_for(request, pk)
+    if adm.encounter.is_signed:
+        return _signed_conflict(request, adm.encounter_id, services.signed_encounter_error(Encounter.objects.select_related("clinic").get(pk=adm.encounter_id)))
+    form = EditAdministrationForm(request.POST, administration=adm, **_card_choices(adm.encounter))
+    if form.is_valid():
+        try:
+            adm = services.edit_administration(adm, **form.cleaned_data, actor=request.user)
+            return _administration_response(request, adm.pk, notice=adm.notice)
+        except SignedEncounterError as exc:
+            return _signed_conflict(request, adm.encounter_id, exc)
+        except ChartingError as exc:
+            if exc.field not in form.fields:
+                return _administration_response(request, adm.pk, error=exc.message)
+            _fail(form, exc)
+    return _card_invalid(request, adm, edit_form=form)
+
+
+@require_POST
+@phi("charting.administration.entered_in_error", object_type="charting.administration", id_kwarg="pk")
+@role_required(NURSE)
+def enter_in_error(request: HttpRequest, pk) -> HttpResponse:
+    """Strike a drug charted by mistake (REC-4): `reason`; on a signed
+    encounter also `amendment_reason` (an amendment, the original kept)."""
+    adm = _administration_for(request, pk)
+    reasons = list(AmendmentReason.objects.filter(is_active=True)) if adm.encounter.is_signed else None
+    form = EnteredInErrorForm(request.POST, administration=adm, amendment_reasons=reasons)
+    if form.is_valid():
+        try:
+            adm = services.enter_administration_in_error(adm, reason=form.cleaned_data["reason"], amendment_reason=form.cleaned_data.get("amendment_reason"), actor=request.user)
+            return _administration_response(request, adm.pk, notice=adm.notice)
+        except ChartingError as exc:
+            if exc.field not in form.fields:
+                return _administration_response(request, adm.pk, error=exc.message)
+            _fail(form, exc)
+    return _card_invalid(request, adm, eie_form=form)
+
+
+def _posted_id(request, name: str) -> int | None:
+    value = request.POST.get(name, "")
+    return int(value) if value.isdigit() and len(value) < 18 else None
+
+
+def _not_in_encounter(request, encounter_pk, what: str) -> HttpResponse:
+    """A posted id that is not one of this (visible) encounter's records: the
+    page is stale; say so on the reloaded chart."""
+    messages.error(request, f"This {what} is not one of this encounter's: reload the page.")
+    url = reverse("charting:encounter", kwargs={"pk": encounter_pk})
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+def _partial(request, name: str, context: dict, encounter: Encounter, anchor: str) -> HttpResponse:
+    """htmx: the partial `name`, announcing the change to the ready panel;
+    plain POST: back to the page at `anchor`."""
+    if not request.htmx:
+        return redirect(reverse("charting:encounter", kwargs={"pk": encounter.pk}) + f"#{anchor}")
+    with timezone.override(encounter.clinic.tz):
+        response = _vary(render(request, f"{PAGE}#{name}", {"encounter": encounter, **context}))
+    response["HX-Trigger"] = "chart-changed"
+    return response
+
+
+@require_POST
+@phi("charting.access_site.edit", object_type="charting.encounter", id_kwarg="pk")
+@role_required(NURSE)
+def edit_access_site(request: HttpRequest, pk) -> HttpResponse:
+    """An access site's Edit form (POST `site` = its id): separate site
+    medically required, and why (R10)."""
+    encounter = get_object_or_404(Encounter.objects.visible_to(request.user).select_related("clinic"), pk=pk)
+    subject(encounter, patient_id=encounter.patient_id)
+    site = AccessSite.objects.filter(encounter=encounter, pk=_posted_id(request, "site")).first()
+    if site is None:
+        return _not_in_encounter(request, encounter.pk, "access site")
+    site.encounter = encounter
+    if encounter.is_signed:
+        return _signed_conflict(request, encounter.pk, services.signed_encounter_error(encounter))
+    form = EditAccessSiteForm(request.POST, site=site)
+    if form.is_valid():
+        try:
+            site = services.edit_access_site(site, **form.cleaned_data, actor=request.user)
+            return _partial(request, "site", {"site": _decorate_site(site, notice=site.notice)}, encounter, f"site-{site.pk}")
+        except SignedEncounterError as exc:
+            return _signed_conflict(request, encounter.pk, exc)
+        except ChartingError as exc:
+            _fail(form, exc)
+    if request.htmx:
+        return _vary(render(request, f"{PAGE}#site", {"encounter": encounter, "site": _decorate_site(site, edit_form=form)}))
+    return _render_page(request, _encounter_for(request, encounter.pk), status=400, card_forms={("site", site.pk): {"edit_form": form}})
+
+
+@require_POST
+@phi("charting.other_service.em_note", object_type="charting.encounter", id_kwarg="pk")
+@role_required(NURSE)
+def document_em_service(request: HttpRequest, pk) -> HttpResponse:
+    """An E/M visit's note of significant, separately identifiable work (R40);
+    POST `service` = the E/M visit's id."""
+    # The section reads only the encounter's services (not the whole chart).
+    with_services = Encounter.objects.visible_to(request.user).select_related("clinic").prefetch_related("other_services")
+    enc = get_object_or_404(with_services, pk=pk)
+    subject(enc, patient_id=enc.patient_id)
+    service = next((s for s in enc.other_services.all() if s.pk == _posted_id(request, "service") and s.kind == OtherService.Kind.EM_VISIT), None)
+    if service is None:
+        return _not_in_encounter(request, enc.pk, "E/M visit")
+    if enc.is_signed:
+        return _signed_conflict(request, enc.pk, services.signed_encounter_error(enc))
+    form = EmNoteForm(request.POST, service=service)
+    if form.is_valid():
+        try:
+            service = services.document_em_service(service, **form.cleaned_data, actor=request.user)
+            enc = with_services.get(pk=enc.pk)
+            return _partial(request, "em-services", {"em_services": _em_services(enc, service_pk=service.pk, notice=service.notice)}, enc, "em-services")
+        except SignedEncounterError as exc:
+            return _signed_conflict(request, enc.pk, exc)
+        except ChartingError as exc:
+            _fail(form, exc)
+    if request.htmx:
+        return _vary(render(request, f"{PAGE}#em-services", {"encounter": enc, "em_services": _em_services(enc, form=form, service_pk=service.pk)}))
+    return _render_page(request, _encounter_for(request, enc.pk), status=400, card_forms={"em": {"form": form, "service_pk": service.pk}})

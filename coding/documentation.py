@@ -74,9 +74,12 @@ def _container(adm: AdministrationRow) -> Container | None:
     return Container(type=adm.container_type, size=sizes.pop() if len(sizes) == 1 else None, count=sum(v.count for v in vials))
 
 
-def _administration(adm: AdministrationRow, *, vials: bool = True) -> Administration:
+def _administration(adm: AdministrationRow, *, vials: bool = True, charted: set | None = None) -> Administration:
     """One charted administration as the engine's input; `vials=False` leaves
-    out containers, waste and NDC (and their query) where only time matters."""
+    out containers, waste and NDC (and their query) where only time matters;
+    `charted`: the ids of the encounter's administrations not struck (a
+    "concurrent with" outside it is dropped)."""
+    concurrent = adm.concurrent_with_id if adm.concurrent_with_id is not None and (charted is None or adm.concurrent_with_id in charted) else None
     return Administration(
         id=str(adm.pk),
         drug=adm.drug.name,
@@ -89,7 +92,7 @@ def _administration(adm: AdministrationRow, *, vials: bool = True) -> Administra
         stop=adm.stopped_at,
         pauses=tuple((p.paused_at, p.resumed_at) for p in adm.pauses.all()),
         purpose=adm.purpose,
-        concurrent_with=str(adm.concurrent_with_id) if adm.concurrent_with_id is not None else None,
+        concurrent_with=str(concurrent) if concurrent is not None else None,
         bag=adm.bag or None,
         continuously_present=adm.continuously_present,
         encounter=adm.visit or "1",
@@ -115,16 +118,24 @@ def encounter_doc(encounter: Encounter) -> EncounterDoc:
     Administration ids are `str(Administration.pk)`, site ids `str(AccessSite.pk)`;
     `Administration.visit` becomes the engine's `encounter` (R13). Times stay
     aware UTC datetimes; the engine takes local dates in `clinic.time_zone`.
+    Administrations struck as entered in error (REC-4) are not documentation
+    of anything given: they are left out, and a "concurrent with" pointing at
+    one is dropped (the engine would look for an administration that is not
+    there).
     """
     prefetch_related_objects(
         [encounter],
         "access_sites",
         Prefetch(
             "administrations",
-            queryset=AdministrationRow.objects.select_related("drug").prefetch_related("pauses", "vial_uses"),
+            queryset=AdministrationRow.objects.charted().select_related("drug").prefetch_related("pauses", "vial_uses"),
         ),
         "other_services",
     )
+    # The prefetch above is skipped when the caller's encounter came with its
+    # administrations (e.g. Encounter.objects.for_chart()): filter here too.
+    administrations = [adm for adm in encounter.administrations.all() if adm.entered_in_error_at is None]
+    charted = {adm.pk for adm in administrations}
     return EncounterDoc(
         id=str(encounter.pk),
         setting=encounter.setting,
@@ -140,7 +151,7 @@ def encounter_doc(encounter: Encounter) -> EncounterDoc:
             )
             for site in encounter.access_sites.all()
         ),
-        administrations=tuple(_administration(adm) for adm in encounter.administrations.all()),
+        administrations=tuple(_administration(adm, charted=charted) for adm in administrations),
         other_services=tuple(
             OtherService(
                 kind=svc.kind,

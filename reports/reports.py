@@ -401,7 +401,7 @@ def timed_administrations(filters: Filters) -> QuerySet[Administration]:
     drug (R17) or be split by the lines they went to. Fluid that is not
     therapy (KVO, flush, drug vehicle, R29) is left out: it is never timed."""
     return (
-        Administration.objects.filter(encounter__in=filters.encounters(), route=Route.IV_INFUSION, started_at__isnull=False, stopped_at__isnull=False)
+        Administration.objects.charted().filter(encounter__in=filters.encounters(), route=Route.IV_INFUSION, started_at__isnull=False, stopped_at__isnull=False)
         .exclude(purpose__in=[Purpose.KVO, Purpose.FLUSH, Purpose.DRUG_VEHICLE])
         .annotate(minutes=RawSQL(MINUTES_SQL, ()))
     )

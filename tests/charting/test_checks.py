@@ -318,7 +318,8 @@ def test_blocking_items_come_first_and_link_to_their_card(encounter, site):
     update(adm, recorded_at=adm.started_at + 2 * H)
     items = panel(encounter)
     assert [(i.kind, i.blocking) for i in items] == [("dose_missing", True), ("late_entry", False)]
-    assert items[0].fix_url.endswith(f"/encounters/{encounter.pk}/#adm-{adm.pk}")
+    assert items[0].fix_url.endswith(f"/encounters/{encounter.pk}/#id_edit_{adm.pk}_dose_value")
+    assert items[0].card_url.endswith(f"/encounters/{encounter.pk}/#adm-{adm.pk}")
 
 
 def test_panel_costs_no_query_once_the_chart_is_loaded(encounter, site, django_assert_num_queries):

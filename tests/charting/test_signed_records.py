@@ -216,7 +216,7 @@ def test_rec4_no_write_url_ever_lowers_a_clinical_row_count(client, clinic, nurs
 
     for name in sorted(NURSE_WRITE | CODER_WRITE):
         client.force_login(nurse if name.startswith("charting:") else coder)
-        kwarg = {"pk": adm.pk} if "administration" in name or "vial" in name or "time" in name or "waste" in name else {"pk": adm.encounter_id}
+        kwarg = {"pk": adm.pk} if "administration" in name or "vial" in name or "time" in name or "waste" in name or "in_error" in name else {"pk": adm.encounter_id}
         url = reverse(name) if name == "charting:open_encounter" else reverse(name, kwargs=kwarg) if name.startswith("charting:") else None
         if url is None:
             continue

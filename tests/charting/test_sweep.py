@@ -291,7 +291,7 @@ def test_encounter_page_shows_the_ready_to_bill_panel_and_signs_after_confirmati
     page_url = reverse("charting:encounter", kwargs={"pk": stopped.encounter_id})
     html = nurse_client.get(page_url).content.decode()
     assert 'data-testid="ready-to-bill"' in html and 'data-testid="ready-blocking-count">2 to fix' in html
-    assert f'href="{page_url}#adm-{stopped.pk}">No vials charted for infliximab: chart the NDC and lot.</a>' in html
+    assert f'href="{page_url}#id_vial_{stopped.pk}_ndc" data-testid="fix-ndc_lot_missing">No vials charted for infliximab: chart the NDC and lot.</a>' in html
     assert 'data-testid="sign-anyway"' in html
 
     sign_url = reverse("charting:sign_encounter", kwargs={"pk": stopped.encounter_id})

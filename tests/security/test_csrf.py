@@ -10,7 +10,7 @@ from django.test import Client
 from django.urls import reverse
 
 from charting import services
-from charting.models import AccessSite, Administration, Encounter, Pause, TimeCorrection
+from charting.models import AccessSite, Administration, Encounter, OtherService, Pause, TimeCorrection
 from coding.models import SuggestedLine
 
 from .test_urls import CODER_WRITE, NURSE_WRITE, URLS
@@ -23,6 +23,11 @@ def _targets(adm, line):
     for name in NURSE_WRITE:
         if name == "charting:open_encounter":
             out[name] = (reverse(name), {"patient": adm.encounter.patient.pk, "setting": "office"})
+        elif name == "charting:edit_access_site":
+            out[name] = (reverse(name, kwargs={"pk": adm.encounter_id}), {"site": adm.access_site_id, "separate_site_medically_required": "on", "reason": "Vesicant on its own line"})
+        elif name == "charting:document_em_service":
+            em = adm.encounter.other_services.create(kind="em_visit", level="99213")
+            out[name] = (reverse(name, kwargs={"pk": adm.encounter_id}), {"service": em.pk, "significant_separately_identifiable": "on", "note": "New rash assessed"})
         elif "/administrations/" in URLS[name]:
             out[name] = (reverse(name, kwargs={"pk": adm.pk}), {"reason": "Pump alarm", "target": "started_at", "new_value": "2025-01-01T09:00"})
         else:
@@ -52,10 +57,11 @@ def _snapshot():
         DocumentationQuery.objects.count(),
         ExportLog.objects.count(),
         Amendment.objects.count(),
-        list(Administration.objects.values_list("pk", "started_at", "stopped_at")),
+        list(Administration.objects.values_list("pk", "started_at", "stopped_at", "dose_value", "route", "purpose", "entered_in_error_at")),
         Pause.objects.count(),
         TimeCorrection.objects.count(),
-        AccessSite.objects.count(),
+        list(AccessSite.objects.values_list("pk", "separate_site_medically_required", "reason")),
+        list(OtherService.objects.values_list("pk", "significant_separately_identifiable", "detail")),
         list(Encounter.objects.values_list("pk", "status")),
         list(SuggestedLine.objects.values_list("pk", "accepted_at")),
     )

@@ -30,6 +30,10 @@ NURSE_WRITE = {
     "charting:remove_vials",
     "charting:amend_administration",  # signed encounters only
     "charting:answer_query",  # the coder's question, answered by the nurse
+    "charting:edit_administration",  # draft only (signed: 409, amend instead)
+    "charting:enter_in_error",  # REC-4: struck, never deleted
+    "charting:edit_access_site",  # draft only
+    "charting:document_em_service",  # draft only
 }
 CODER_READ = {"coding:queue", "coding:review", "coding:export"}
 CODER_WRITE = {
