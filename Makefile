@@ -43,7 +43,7 @@ services:
 ## CFG-5: bandit fails on any high-severity finding; pip-audit on any known
 ## vulnerability of a pinned package (see .ci/pip-audit).
 security: install
-	$(VENV)/bin/bandit -q -r charting coding audit infusion_site -lll
+	$(VENV)/bin/bandit -q -r charting coding audit infusion_site reports -lll
 	bash .ci/pip-audit
 
 test: install chromium services security
