@@ -7,6 +7,8 @@ signed documentation is corrected by amendments (TimeCorrection), never
 silently changed.
 """
 
+import contextlib
+import contextvars
 import datetime as dt
 import uuid
 import zoneinfo
@@ -55,13 +57,37 @@ class SignedRecordError(Exception):
         self.message = message
 
 
+# Other databases (the SQLite demo: no triggers) mark the amendment's save in
+# Python, for the block of `amendment_in_progress` only.
+_amending: contextvars.ContextVar[str] = contextvars.ContextVar("chairside_amendment", default="")
+
+
 def in_amendment() -> bool:
-    """True inside a transaction that set chairside.amendment (PostgreSQL only)."""
+    """True inside a transaction that set chairside.amendment (PostgreSQL), or
+    inside `amendment_in_progress` (any database)."""
     if connection.vendor != "postgresql":
-        return False
+        return bool(_amending.get())
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_setting(%s, true)", [AMENDMENT_SETTING])
         return bool(cursor.fetchone()[0])
+
+
+@contextlib.contextmanager
+def amendment_in_progress(amendment_id):
+    """Let the writes of the block change signed documentation, as amendment
+    `amendment_id` (REC-1). PostgreSQL: `set_config('chairside.amendment', id,
+    true)`, transaction-local, which the triggers and `in_amendment()` read;
+    elsewhere a context variable for the block."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config(%s, %s, true)", [AMENDMENT_SETTING, str(amendment_id)])
+        yield
+        return
+    token = _amending.set(str(amendment_id))
+    try:
+        yield
+    finally:
+        _amending.reset(token)
 
 
 def _frozen_trigger(name: str, columns: tuple[str, ...], signed_sql: str) -> pgtrigger.Trigger:

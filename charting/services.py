@@ -22,6 +22,7 @@ Decisions:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 import string
@@ -59,6 +60,7 @@ from .models import (
     SweepRun,
     TimeCorrection,
     VialUse,
+    amendment_in_progress,
     convert,
     opened_amount,
 )
@@ -818,11 +820,9 @@ def enter_administration_in_error(
             reason_text=reason,
             author=actor,
         )
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT set_config('chairside.amendment', %s, true)", [str(amendment.pk)])
     adm.entered_in_error_at, adm.entered_in_error_by, adm.entered_in_error_reason = timezone.now(), actor, reason
-    adm.save(update_fields=["entered_in_error_at", "entered_in_error_by", "entered_in_error_reason"])
+    with amendment_in_progress(amendment.pk) if amendment is not None else contextlib.nullcontext():
+        adm.save(update_fields=["entered_in_error_at", "entered_in_error_by", "entered_in_error_reason"])
     _audit(
         "charting.administration.entered_in_error",
         adm,
@@ -1033,13 +1033,11 @@ def amend_administration(
         author=actor,
         query=query,
     )
-    if connection.vendor == "postgresql":
-        # Transaction-local (is_local = true): the trigger on signed
-        # administrations lets exactly this transaction's UPDATE through.
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT set_config('chairside.amendment', %s, true)", [str(amendment.pk)])
     setattr(locked, field, value)
-    locked.save(update_fields=["access_site" if field == AmendableField.ACCESS_SITE else field])
+    # Transaction-local on PostgreSQL: the trigger on signed administrations
+    # lets exactly this transaction's UPDATE through.
+    with amendment_in_progress(amendment.pk):
+        locked.save(update_fields=["access_site" if field == AmendableField.ACCESS_SITE else field])
     _audit(
         "charting.administration.amended",
         locked,

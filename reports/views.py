@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django.db import connection
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
@@ -46,8 +47,12 @@ def _filters(request: HttpRequest, *, access_log: bool = False) -> tuple[ReportF
 
 
 def _page(request: HttpRequest, report: str, build: Callable[[Filters], dict[str, Any]], *, access_log: bool = False, plot=None) -> HttpResponse:
+    title = dict((r[0], r[1]) for r in REPORTS)[report]
+    if not access_log and connection.vendor != "postgresql":
+        # The SQLite demo: say so instead of failing on PostgreSQL's SQL.
+        return render(request, "reports/needs_postgresql.html", {"report": report, "reports": REPORTS, "title": title}, status=501)
     form, filters = _filters(request, access_log=access_log)
-    context: dict[str, Any] = {"form": form, "report": report, "reports": REPORTS, "title": dict((r[0], r[1]) for r in REPORTS)[report]}
+    context: dict[str, Any] = {"form": form, "report": report, "reports": REPORTS, "title": title}
     if filters is None:
         return render(request, f"reports/{report}.html", context, status=400)
     services.record_view(report, actor=request.user, filters=filters, remote_addr=request.META.get("REMOTE_ADDR"))
@@ -122,6 +127,8 @@ def export(request: HttpRequest, report: str, table: str, fmt: str) -> HttpRespo
     spec = EXPORTABLE.get((report, table))
     if spec is None or fmt not in ExportFormat.values:
         raise Http404("No such export.")
+    if report != "access" and connection.vendor != "postgresql":
+        return HttpResponse("This export is computed by PostgreSQL; the demo runs on SQLite.", status=501, content_type="text/plain")
     form, filters = _filters(request, access_log=report == "access")
     if filters is None:
         return HttpResponse("Invalid filters: " + "; ".join(m for errors in form.errors.values() for m in errors), status=400, content_type="text/plain")
