@@ -21,8 +21,23 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from charting import services
-from charting.forms import AccessSiteForm, AdministrationForm, CorrectTimeForm, OpenEncounterForm, PauseForm, VialForm, WasteForm
+from charting.forms import (
+    AccessSiteForm,
+    AdministrationForm,
+    AmendForm,
+    AnswerForm,
+    CorrectTimeForm,
+    EditAccessSiteForm,
+    EditAdministrationForm,
+    EmNoteForm,
+    EnteredInErrorForm,
+    OpenEncounterForm,
+    PauseForm,
+    VialForm,
+    WasteForm,
+)
 from charting.models import Administration, VialUse
+from coding.forms import AddLineForm, ChangeLineForm, DeleteLineForm, ExportForm, QueryForm, VersionForm
 from tests.factories import PASSWORD, UserFactory, confirmed_device, next_totp
 
 from .test_urls import CODER_WRITE, NURSE_WRITE, URLS, WRITE
@@ -48,8 +63,22 @@ FIELDS = {
     "charting:record_vials": _names(VialForm),
     "charting:confirm_waste": _names(WasteForm),
     "charting:remove_vials": ["vial"],
-    "coding:accept_line": [],
-    "coding:accept_all": ["suggestion"],
+    "charting:amend_administration": _names(AmendForm, "amend"),
+    "charting:answer_query": [*_names(AnswerForm, "answer"), "answer-query"],
+    "charting:edit_administration": _names(EditAdministrationForm, "edit"),
+    "charting:enter_in_error": _names(EnteredInErrorForm),
+    "charting:edit_access_site": [*_names(EditAccessSiteForm, "siteedit"), "site"],
+    "charting:document_em_service": [*_names(EmNoteForm), "service"],
+    "coding:accept_line": ["version"],
+    "coding:accept_all": ["suggestion", "version"],
+    "coding:change_line": _names(ChangeLineForm),
+    "coding:delete_line": _names(DeleteLineForm),
+    "coding:add_line": _names(AddLineForm, "add"),
+    "coding:withdraw_line": _names(VersionForm),
+    "coding:open_query": _names(QueryForm, "query"),
+    "coding:close_query": _names(VersionForm),
+    "coding:finalise": _names(VersionForm),
+    "coding:export_download": _names(ExportForm),
     "login": ["username", "password", "next"],
     "two_factor": ["token", "next"],
     "two_factor_setup": ["token", "next"],
@@ -61,8 +90,14 @@ def test_val1_every_form_handling_url_is_in_the_fuzz_table():
 
 
 def _target(name: str, adm, line) -> str:
+    if name in ("coding:accept_line", "coding:change_line", "coding:delete_line"):
+        return reverse(name, kwargs={"line_id": line.pk})
+    if name in ("coding:withdraw_line", "coding:close_query"):  # ids of rows not made here: the 404 path
+        return reverse(name, kwargs={"final_id" if name == "coding:withdraw_line" else "query_id": 10**9})
+    if name == "coding:export_download":
+        return reverse(name)
     if name.startswith("coding:"):
-        return reverse(name, kwargs={"line_id": line.pk} if name == "coding:accept_line" else {"encounter_id": line.suggestion.encounter_id})
+        return reverse(name, kwargs={"encounter_id": line.suggestion.encounter_id})
     if "/administrations/" in URLS.get(name, ""):
         return reverse(name, kwargs={"pk": adm.pk})
     if name in ("charting:open_encounter", "login", "two_factor", "two_factor_setup"):
