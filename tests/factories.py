@@ -137,18 +137,21 @@ def amending(amendment_id: str = "test-arrangement"):
     """Arrange test data on a SIGNED encounter, as an amendment would
     (REC-1): sets `chairside.amendment` for the block, then clears it (it is
     transaction-local, and a test runs in one transaction)."""
-    from django.db import connection
+    from django.db import connection, transaction
 
     def set_(value: str) -> None:
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SELECT set_config('chairside.amendment', %s, true)", [value])
 
-    set_(amendment_id)
-    try:
-        yield
-    finally:
-        set_("")
+    # In its own (sub)transaction: the setting is transaction-local, and a
+    # transactional test runs each statement in a transaction of its own.
+    with transaction.atomic():
+        set_(amendment_id)
+        try:
+            yield
+        finally:
+            set_("")
 
 
 # --- two-factor log-in (AC-9) ------------------------------------------------------------------

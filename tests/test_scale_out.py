@@ -136,8 +136,10 @@ def test_both_web_processes_serve_one_session_and_see_each_others_writes(two_web
     adm = AdministrationFactory(encounter=encounter, drug=DrugFactory(name="infliximab"), access_site=site)
     client = Client()
     client.force_login(nurse)
+    from django.conf import settings
+
     csrf = secrets.token_hex(16)
-    cookie = f"sessionid={client.cookies['sessionid'].value}; csrftoken={csrf}"
+    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}; {settings.CSRF_COOKIE_NAME}={csrf}"
 
     for base in (a, b):
         status, body, _ = _request(base + "/nurse/", cookie)

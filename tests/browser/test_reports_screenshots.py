@@ -15,6 +15,7 @@ import pytest
 from django.apps import apps
 
 from audit.models import AuditEvent
+from audit.services import write
 from tests.browser.flows import log_in
 from tests.reports.seed import at, decide_bulk, more_rows, seed
 
@@ -53,8 +54,8 @@ def test_admin_sees_every_report_under_a_strict_csp(live_server, page_factory, c
         (data["nora"], "charting.administration.stopped", p1, at(2, 9, 16)),
         (data["nina"], "coding.encounter.viewed", p2, at(4, 10, 30)),
     ):
-        event = AuditEvent.objects.create(actor=who, action=action, object_type="charting.encounter", object_id="demo", patient_id=patient.pk, remote_addr="10.0.0.7")
-        AuditEvent.objects.filter(pk=event.pk).update(at=when)
+        # Audit rows are append-only (AUD-4): made with their time, on the chain.
+        write(AuditEvent(actor=who, action=action, object_type="charting.encounter", object_id="demo", patient_id=patient.pk, remote_addr="10.0.0.7", at=when))
 
     page = page_factory((1280, 900))
     problems: list[str] = []
