@@ -36,8 +36,14 @@ class ReportFilterForm(forms.Form):
         for field in self.fields.values():
             field.widget.attrs.setdefault("class", "form-select" if isinstance(field, forms.ModelChoiceField) else "form-control")
 
+    # Dates a report can mean; beyond them the date arithmetic overflows (VAL-1).
+    EARLIEST, LATEST = dt.date(1990, 1, 1), dt.date(2100, 12, 31)
+
     def clean(self):
         data = super().clean()
+        for name in ("date_from", "date_to"):
+            if data.get(name) and not self.EARLIEST <= data[name] <= self.LATEST:
+                raise forms.ValidationError(f"Dates must fall between {self.EARLIEST:%d %b %Y} and {self.LATEST:%d %b %Y}.")
         today = timezone.localdate()
         data["date_to"] = data.get("date_to") or today
         data["date_from"] = data.get("date_from") or data["date_to"] - dt.timedelta(days=DEFAULT_DAYS - 1)

@@ -361,6 +361,17 @@ def test_bad_dates_re_render_the_form_with_400(admin_client, data):
     assert list(AuditEvent.objects.filter(action__startswith="reports.").values_list("action", "outcome")) == [("reports.timing.viewed", "failure")]
 
 
+@pytest.mark.parametrize("bad", [{"date_to": "9999-12-31"}, {"date_from": "0001-01-01"}, {"date_from": "0001-01-01", "date_to": "0001-01-02"}])
+def test_far_dates_are_refused_not_a_500(admin_client, data, bad):
+    """VAL-1: the access log with date_to=9999-12-31 overflowed into a 500 (fresh-clone review)."""
+    for name in ("reports:access", "reports:timing"):
+        response = admin_client.get(reverse(name), bad)
+        assert response.status_code == 400
+        assert "Dates must fall between" in response.content.decode()
+    export = admin_client.get(reverse("reports:export", args=["access", "events", "csv"]), bad)
+    assert export.status_code == 400
+
+
 @pytest.mark.parametrize("who", ["nurse", "coder"])
 def test_only_admins_see_reports(client, request, who, data):
     client.force_login(request.getfixturevalue(who))
