@@ -9,8 +9,6 @@ from tests.factories import DrugFactory, PatientFactory
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.mark.xfail(strict=True, reason="CSP style-src-attr violations reported from htmx.min.js during this flow (the Edit form's swap); "
-                   "no style attribute is in the responses; cause not found before the session ended. Known defect, see the closing note.")
 def test_nurse_fixes_a_missing_dose_from_the_ready_panel(live_server, page_factory, nurse, clinic):
     DrugFactory(name="infliximab", admin_family="chemo_complex")
     PatientFactory(clinic=clinic, family_name="Quill", given_name="Bea", mrn="QB1")
