@@ -722,6 +722,23 @@ def _detail_value(value: Any) -> Any:
     return str(value)
 
 
+def _apply_edit(record, encounter: Encounter, new: dict[str, Any], action: str, actor: Any, **detail: Any):
+    """Set `new` (field -> value) on the locked `record` of a draft encounter:
+    nothing when nothing changes ("Nothing changed."), else save those fields,
+    audit old and new, refresh the encounter's flags ("Saved.")."""
+    old = {name: getattr(record, name) for name in new}
+    if old == new:
+        record.notice = "Nothing changed."
+        return record
+    for name, value in new.items():
+        setattr(record, name, value)
+    record.save(update_fields=list(new))
+    _audit(action, record, encounter, actor, **detail, old=old, new=new)
+    _refresh(encounter)
+    record.notice = "Saved."
+    return record
+
+
 @transaction.atomic
 def edit_access_site(site: AccessSite, *, separate_site_medically_required: bool, reason: str, actor: Any) -> AccessSite:
     """Say whether a site was a medically required separate site and why
@@ -734,17 +751,8 @@ def edit_access_site(site: AccessSite, *, separate_site_medically_required: bool
     reason = (reason or "").strip()
     if separate_site_medically_required and not reason:
         raise ChartingError("Say why a separate site was medically required.", field="reason")
-    old = {"separate_site_medically_required": site.separate_site_medically_required, "reason": site.reason}
     new = {"separate_site_medically_required": separate_site_medically_required, "reason": reason}
-    if old == new:
-        site.notice = "Nothing changed."
-        return site
-    site.separate_site_medically_required, site.reason = separate_site_medically_required, reason
-    site.save(update_fields=list(new))
-    _audit("charting.access_site.edited", site, encounter, actor, label=site.label, old=old, new=new)
-    _refresh(encounter)
-    site.notice = "Saved."
-    return site
+    return _apply_edit(site, encounter, new, "charting.access_site.edited", actor, label=site.label)
 
 
 @transaction.atomic
@@ -762,17 +770,8 @@ def document_em_service(service: OtherService, *, significant_separately_identif
     note = (note or "").strip()
     if significant_separately_identifiable and not note:
         raise ChartingError("Describe the significant, separately identifiable work.", field="note")
-    old = {"significant_separately_identifiable": service.significant_separately_identifiable, "detail": service.detail}
     new = {"significant_separately_identifiable": significant_separately_identifiable, "detail": note}
-    if old == new:
-        service.notice = "Nothing changed."
-        return service
-    service.significant_separately_identifiable, service.detail = significant_separately_identifiable, note
-    service.save(update_fields=list(new))
-    _audit("charting.other_service.em_documented", service, encounter, actor, level=service.level, old=old, new=new)
-    _refresh(encounter)
-    service.notice = "Saved."
-    return service
+    return _apply_edit(service, encounter, new, "charting.other_service.em_documented", actor, level=service.level)
 
 
 @transaction.atomic
