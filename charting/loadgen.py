@@ -2,9 +2,19 @@
 
 `generate(clinics=N, encounters=N, seed=S)` writes clinics, one nurse per
 clinic, patients, encounters, access sites, administrations, vial uses,
-pauses, time corrections and E/M services with PostgreSQL's COPY — no
-per-row INSERT, no model `save()`. The same seed gives the same rows (ids
-included: every UUID comes from the seeded generator).
+pauses, time corrections, E/M services and audit rows (one per encounter:
+its signing, or its last view for a draft, on the hash chain) with
+PostgreSQL's COPY — no per-row INSERT, no model `save()`. The same seed
+gives the same rows (ids included: every UUID comes from the seeded
+generator).
+
+Triggers: as a superuser (the benchmarks' `postgres`), the load runs with
+`session_replication_role = replica`, which switches off the row triggers
+for this transaction only: django-pghistory's history rows and the
+signed-record guards (charting/models.py) are for charting, and firing them
+for a million invented rows made the load ~5x slower; foreign keys are not
+re-checked either (the generator makes parents before children). Without
+superuser rights the triggers run and the load is merely slower.
 
 The visit mix follows a rheumatology infusion centre (invented, not sampled
 from anywhere real):
@@ -49,6 +59,9 @@ from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.db import connection, models, transaction
+
+from audit import chain
+from audit.models import AuditChainHead, AuditEvent, Category
 
 from .models import (
     AccessSite,
@@ -107,6 +120,7 @@ class Counts:
     pauses: int = 0
     time_corrections: int = 0
     other_services: int = 0
+    audit_events: int = 0
 
     def line(self) -> str:
         return " ".join(f"{k}={v}" for k, v in dataclasses.asdict(self).items())
@@ -175,6 +189,8 @@ class _Generator:
         self.tables = {m: _Table(m, now) for m in (Patient, Encounter, AccessSite, Adm, VialUse, Pause, TimeCorrection, OtherService)}
         self.drugs = {key: Drug.objects.get(name=name) for key, name in DRUGS.items()}
         self.counts = Counts()
+        # (at, actor id, action, encounter id, patient id): chained and COPYed at the end, in time order.
+        self.audit: list[tuple[dt.datetime, int, str, uuid.UUID, uuid.UUID]] = []
 
     def uuid(self) -> uuid.UUID:
         return uuid.UUID(int=self.rng.getrandbits(128), version=4)
@@ -281,6 +297,10 @@ class _Generator:
             date_of_service=day, status="signed" if signed else "draft", signed_by_id=nurse_id if signed else None,
             signed_at=end_of_visit + dt.timedelta(minutes=15) if signed else None, created_at=start,
         )
+        if signed:
+            self.audit.append((end_of_visit + dt.timedelta(minutes=15), nurse_id, "charting.encounter.sign", enc_id, patient_id))
+        else:
+            self.audit.append((end_of_visit, nurse_id, "charting.encounter.viewed", enc_id, patient_id))
         self.counts.encounters += 1
 
     def _site(self, enc_id: uuid.UUID, label: str, at: dt.datetime, nurse_id: int, **extra) -> int:
@@ -349,6 +369,29 @@ class _Generator:
         for model in (Patient, Encounter, AccessSite, Adm, VialUse, Pause, TimeCorrection, OtherService):
             self.tables[model].copy()
 
+    def append_audit(self, usernames: dict[int, str]) -> None:
+        """The collected audit rows, oldest first, linked onto the hash chain
+        exactly as audit/chain.py's `append_many` does (the head row locked,
+        then moved), but written with COPY."""
+        self.audit.sort(key=lambda row: row[0])
+        table = _Table(AuditEvent, self.now)
+        with connection.cursor() as cursor:
+            cursor.execute(chain._LOCK_HEAD)
+            seq, prev = cursor.fetchone()
+        prev = prev or chain.GENESIS
+        for at, actor_id, action, enc_id, patient_id in self.audit:
+            seq += 1
+            event = AuditEvent(seq=seq, at=at, actor_id=actor_id, username=usernames[actor_id], role="nurse", action=action,
+                               category=Category.CLINICAL, object_type="charting.encounter", object_id=str(enc_id),
+                               patient_id=patient_id, prev_hash=prev, detail={})
+            prev = chain.row_hash(event)
+            table.add(id=table.new_id(), seq=seq, at=at, actor_id=actor_id, username=event.username, role="nurse", action=action,
+                      category=Category.CLINICAL, object_type="charting.encounter", object_id=str(enc_id), patient_id=patient_id,
+                      outcome="success", detail={}, prev_hash=event.prev_hash, row_hash=prev)
+        self.counts.audit_events += table.copy()
+        AuditChainHead.objects.filter(pk=1).update(seq=seq, last_hash=prev)
+        self.audit = []
+
 
 def generate(*, clinics: int, encounters: int, seed: int = 1, days: int = 365, today: dt.date | None = None,
              progress: Callable[[str], None] | None = None) -> Counts:
@@ -378,6 +421,10 @@ def generate(*, clinics: int, encounters: int, seed: int = 1, days: int = 365, t
     nurse_group, _ = Group.objects.get_or_create(name="nurse")
     password = make_password(None)  # unusable: load users never log in
     with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+            if cursor.fetchone()[0]:
+                cursor.execute("SET LOCAL session_replication_role = replica")
         sites: list[tuple[Clinic, ZoneInfo, int, list[uuid.UUID]]] = []
         for n in range(clinics):
             clinic = Clinic.objects.create(name=f"{prefix}{n + 1}", time_zone=TIME_ZONES[n % len(TIME_ZONES)])
@@ -404,8 +451,9 @@ def generate(*, clinics: int, encounters: int, seed: int = 1, days: int = 365, t
                 gen.flush()
                 say(f"{e + 1}/{encounters} encounters")
         gen.flush()
+        gen.append_audit({user.pk: user.username for user in User.objects.filter(pk__in=[nurse for _c, _tz, nurse, _p in sites])})
         with connection.cursor() as cursor:
-            for model in (AccessSite, VialUse, Pause, TimeCorrection, OtherService):
+            for model in (AccessSite, VialUse, Pause, TimeCorrection, OtherService, AuditEvent):
                 table = model._meta.db_table
                 cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), greatest(1, (SELECT coalesce(max(id), 1) FROM {table})))")
     # Statistics for the planner, and (outside a transaction) the visibility
