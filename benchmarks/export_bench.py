@@ -57,6 +57,8 @@ def ensure_database(url: str, env: dict[str, str]) -> None:
 
 FILL_SQL = """
 BEGIN;
+-- Invented load, not charting: no pghistory rows, no signed-record guards (superuser; as generate_load_data).
+SET LOCAL session_replication_role = replica;
 TRUNCATE charting_pause, charting_vialuse, charting_timecorrection, charting_documentationflag, coding_suggestedline, coding_suggestion,
          charting_administration, charting_accesssite, charting_otherservice, charting_encounter, charting_patient RESTART IDENTITY CASCADE;
 INSERT INTO charting_clinic (name, time_zone) VALUES ('Bench Infusion', 'America/New_York') ON CONFLICT (name) DO NOTHING;
@@ -71,11 +73,11 @@ SELECT gen_random_uuid(), p.id, p.clinic_id, 'office', 'medicare', date '2025-01
 FROM (SELECT id, clinic_id, row_number() OVER (ORDER BY mrn) AS k FROM charting_patient) p, generate_series(0, %(per_patient)s - 1) i,
      LATERAL (SELECT (p.k - 1) * %(per_patient)s + i AS n) x;
 INSERT INTO charting_administration (id, encounter_id, label, drug_id, admin_class, route, dose_value, dose_unit, purpose, started_at, stopped_at,
-    bag, continuously_present, visit, hcpcs_override, recorded_at, container_type, wasted_unit, hcpcs_unit_unit)
+    bag, continuously_present, visit, hcpcs_override, recorded_at, container_type, wasted_unit, hcpcs_unit_unit, entered_in_error_reason)
 SELECT gen_random_uuid(), e.id, 'drug' || d.k, d.id, d.admin_family, 'iv_infusion', 100 * d.k, 'mg', 'treatment',
        (e.date_of_service + time '09:00')::timestamp AT TIME ZONE 'America/New_York' + (d.k * interval '100 minutes'),
        (e.date_of_service + time '09:00')::timestamp AT TIME ZONE 'America/New_York' + (d.k * interval '100 minutes') + ((15 + (abs(hashtext(e.id::text)) + d.k) %% 170) * interval '1 minute'),
-       '', false, '1', '', now(), '', '', ''
+       '', false, '1', '', now(), '', '', '', ''
 FROM charting_encounter e, (SELECT id, admin_family, row_number() OVER (ORDER BY name) AS k FROM charting_drug WHERE name LIKE 'bench drug %%') d;
 INSERT INTO charting_pause (administration_id, paused_at, resumed_at, reason, recorded_at)
 SELECT id, started_at + interval '5 minutes', started_at + interval '12 minutes', 'bench', now()

@@ -203,7 +203,7 @@ def main() -> int:
                 ids_file = Path(tmp) / "ids.txt"
                 ids_file.write_text("\n".join(ids) + "\n")
                 out = subprocess.run(
-                    ["wrk", f"-t{args.threads}", f"-c{args.clients}", f"-d{seconds}s", "--timeout", "10s", "-s", str(script), base + "/"],
+                    ["wrk", f"-t{args.threads}", f"-c{args.clients}", f"-d{seconds}s", "--timeout", "30s", "-s", str(script), base + "/"],
                     env={**os.environ, "BENCH_IDS": str(ids_file), "BENCH_THREADS": str(args.threads), "BENCH_METHOD": method,
                          "BENCH_PATH": path, "BENCH_COOKIE": cookie, "BENCH_CSRF": csrf},
                     capture_output=True, text=True, check=True,
