@@ -24,7 +24,8 @@ from django_htmx.http import HttpResponseClientRedirect
 from audit.models import Category
 from audit.phi import phi
 from audit.services import record, subject
-from coding.engine.thresholds import upcoming_thresholds
+from coding.engine.codes import RANK
+from coding.engine.thresholds import INITIAL, SEQUENTIAL, TIMED_ROUTES, upcoming_thresholds
 from infusion_site.roles import NURSE, role_required
 
 from . import checks, services
@@ -170,7 +171,7 @@ def _decorate(
     `sites`/`siblings` (the encounter's, loaded once) are the Edit form's
     choices; `amendment_reasons` is given on a signed chart."""
     adm.minutes = adm.minutes_so_far(now)
-    _decorate_timer(adm, now)
+    _decorate_timer(adm, now, siblings)
     adm.edit_form = edit_form or EditAdministrationForm(administration=adm, sites=sites, siblings=siblings)
     adm.eie_form = eie_form or EnteredInErrorForm(administration=adm, amendment_reasons=amendment_reasons)
     adm.amend_form = amend_form or AmendForm(administration=adm)
@@ -187,13 +188,30 @@ def _ms(value) -> int | str:
     return int(value.timestamp() * 1000) if value is not None else ""
 
 
-def _decorate_timer(adm: Administration, now) -> None:
+def _assumed_position(adm: Administration, siblings) -> str:
+    """INITIAL or SEQUENTIAL for the threshold hint, from the facility
+    hierarchy (R6, coding.engine.codes.RANK) over the encounter's charted IV
+    drugs of the same visit: a drug outranked by another one (chemo over
+    therapeutic over hydration) will not be the initial service; otherwise it
+    may be (the coding decides, R4-R8), and the card says "if initial"."""
+    mine = RANK.get((adm.admin_class, "infusion"))
+    others = [
+        RANK.get((s.admin_class, "infusion"))
+        for s in siblings
+        if s.pk != adm.pk and s.visit == adm.visit and s.route in TIMED_ROUTES and not s.is_entered_in_error
+    ]
+    best = min((r for r in others if r is not None), default=None)
+    return SEQUENTIAL if mine is not None and best is not None and best < mine else INITIAL
+
+
+def _decorate_timer(adm: Administration, now, siblings=()) -> None:
     """What the card's live timer and "Undo" read (data-* attributes for
     static/js/chart.js; the server's times are the truth, the script only
     counts on from them). From the prefetched pauses: no query.
 
-    `next_thresholds`: the coming billing boundaries of this drug as the
-    encounter's initial service (coding.engine.thresholds, R18-R22);
+    `next_thresholds`: the coming billing boundaries of this drug
+    (coding.engine.thresholds, R18-R22) as the initial or a sequential
+    service (`threshold_position`, see `_assumed_position`);
     `undo_event`: the last tap when it is still inside CHAIRSIDE_UNDO_SECONDS."""
     pauses = list(adm.pauses.all())
     end = adm.stopped_at or now
@@ -205,7 +223,9 @@ def _decorate_timer(adm: Administration, now) -> None:
     adm.timer_paused_since = _ms(open_pause.paused_at if open_pause and adm.stopped_at is None else None)
     if adm.stopped_at is not None and open_pause is not None:  # an open pause runs to the stop (R17)
         adm.timer_paused_ms += int((end - open_pause.paused_at).total_seconds() * 1000)
-    upcoming = upcoming_thresholds(adm.admin_class, adm.route, adm.minutes or 0, count=8) if adm.stopped_at is None and not adm.is_entered_in_error else []
+    adm.threshold_position = _assumed_position(adm, siblings)
+    running = adm.stopped_at is None and not adm.is_entered_in_error
+    upcoming = upcoming_thresholds(adm.admin_class, adm.route, adm.minutes or 0, position=adm.threshold_position, count=8) if running else []
     adm.next_thresholds = " ".join(f"{t.code}:{t.minute}" for t in upcoming)
     adm.next_threshold = upcoming[0] if upcoming else None
     if adm.next_threshold is not None:

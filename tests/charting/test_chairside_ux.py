@@ -82,6 +82,19 @@ def test_a_stopped_drug_shows_no_threshold(nurse_client, adm):
     assert 'data-thresholds=""' in html
 
 
+def test_hydration_outranked_by_a_chemo_drug_shows_the_sequential_threshold(nurse_client, adm):
+    """R6: chemo outranks hydration, so the hydration's hint is 96361 at 31 (R21), not 96360."""
+    fluids = AdministrationFactory(encounter=adm.encounter, access_site=adm.access_site, label="saline", drug=DrugFactory(name="saline", admin_family="hydration"), purpose="hydration_medically_necessary")
+    with time_machine.travel(T0, tick=False):
+        services.start_administration(fluids, actor=None)
+        services.start_administration(adm, actor=None)
+    with time_machine.travel(T0 + dt.timedelta(minutes=20), tick=False):
+        html = nurse_client.get(url("encounter", adm.encounter)).content.decode()
+    assert "96361 at 31 min — 11 min to go" in html
+    assert "as a sequential service" in html
+    assert "96413 at 16 min" not in html and "96415 at 91 min — 71 min to go" in html  # the chemo: initial
+
+
 # --- 3. undo ------------------------------------------------------------------------------
 
 
