@@ -346,6 +346,7 @@ def test_pause_form_comes_back_with_the_reason(nurse_client, adm):
 def test_vial_and_waste_forms_come_back_filled(nurse_client, adm):
     html = nurse_client.post(url("record_vials", adm), {"ndc": "bad-ndc", "lot": "L123", "count": "2", "size_value": "100", "size_unit": "mg", "container_type": "single_dose"}, **HTMX).content.decode()
     assert 'value="bad-ndc"' in html and 'value="L123"' in html and 'value="2"' in html
+    Administration.objects.filter(pk=adm.pk).update(container_type="single_dose")
     html = nurse_client.post(url("confirm_waste", adm), {"wasted_value": "-5", "wasted_unit": "mg"}, **HTMX).content.decode()
     assert 'value="-5"' in html
 
