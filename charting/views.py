@@ -418,7 +418,7 @@ def add_administration(request: HttpRequest, pk) -> HttpResponse:
 # --- one administration: start / pause / resume / stop / correct -----------------
 
 
-def _administration_response(request, adm_pk, *, status=200, error: str = "", notice: str = "", **forms) -> HttpResponse:
+def _administration_response(request, adm_pk, *, status=200, error: str = "", notice: str = "", allow_undo: bool = True, **forms) -> HttpResponse:
     """The administration's partial (htmx) or a redirect to the page (plain POST)."""
     if not request.htmx:
         if error:
@@ -431,6 +431,8 @@ def _administration_response(request, adm_pk, *, status=200, error: str = "", no
     with timezone.override(adm.encounter.clinic.tz):
         _decorate(adm, timezone.now(), notice=notice, **choices, **forms)
         adm.error = error
+        if not allow_undo:  # right after an undo: no "Undo" of the tap before it under the same finger
+            adm.undo_event = ""
         response = _vary(render(request, f"{PAGE}#administration", {"adm": adm, "encounter": adm.encounter}, status=status))
     # The drug card changed: the "ready to bill" panel listens for this event
     # and reloads itself, so it never shows a stale answer.
@@ -489,7 +491,7 @@ def undo_administration(request: HttpRequest, pk) -> HttpResponse:
         return _signed_conflict(request, adm.encounter_id, exc)
     except ChartingError as exc:
         return _administration_response(request, adm.pk, error=exc.message)
-    return _administration_response(request, adm.pk, notice="" if replayed else f"{event.capitalize()} undone.")
+    return _administration_response(request, adm.pk, notice="" if replayed else f"{event.capitalize()} undone.", allow_undo=False)
 
 
 @require_POST

@@ -116,6 +116,7 @@ def test_undo_inside_the_window_reverts_the_tap_and_is_audited(nurse_client, adm
         response = nurse_client.post(url("undo_administration", adm), {"event": event, "idempotency_key": key()}, **HTMX)
     assert response.status_code == 200
     assert f"{event.capitalize()} undone." in response.content.decode()
+    assert 'data-testid="undo-infliximab"' not in response.content.decode()  # no second undo under the same finger
     adm.refresh_from_db()
     expected_state = {"start": "not_started", "pause": "running", "resume": "paused", "stop": "running"}[event]
     assert adm.state == expected_state
