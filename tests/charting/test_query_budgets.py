@@ -65,7 +65,7 @@ def _edit(adm):
 # Re-pinned in issue #5b: the budgets pinned before the audit trail (issue
 # #7) no longer held (the page counted 20 against 14).
 REQUESTS = [
-    ("encounter page", "not_started", "encounter", None, 21),
+    ("encounter page", "not_started", "encounter", None, 22),  # issue #8: +1, the access sites' checks
     ("start", "not_started", "start_administration", {}, 24),
     ("pause", "running", "pause_administration", {"reason": "reaction"}, 25),
     ("resume", "paused", "resume_administration", {}, 25),
