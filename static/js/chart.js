@@ -74,8 +74,13 @@
   }
 
   // --- Undo: the button goes away when the server's window has passed --------
+  // Hidden in place (visibility), not removed: nothing below it moves, so a
+  // field the nurse was just brought to stays where it is.
   function tickUndo(form) {
-    if (serverNow(form) > Number(form.dataset.undoUntil)) form.remove();
+    if (serverNow(form) > Number(form.dataset.undoUntil)) {
+      form.classList.add("invisible");
+      form.setAttribute("aria-hidden", "true");
+    }
   }
 
   // --- Access site checks: "checked N min ago", "check due" -----------------
@@ -90,7 +95,7 @@
 
   function tick() {
     document.querySelectorAll("[data-live-timer]").forEach(tickTimer);
-    document.querySelectorAll("form[data-undo-until]").forEach(tickUndo);
+    document.querySelectorAll("form[data-undo-until]:not(.invisible)").forEach(tickUndo);
     document.querySelectorAll("[data-site-check]").forEach(tickSite);
   }
   document.addEventListener("DOMContentLoaded", function () {
