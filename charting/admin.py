@@ -29,7 +29,7 @@ from .models import (
 
 @admin.register(Clinic)
 class ClinicAdmin(admin.ModelAdmin):
-    list_display = ["name", "time_zone"]
+    list_display = ["name", "time_zone", "site_check_minutes"]
     filter_horizontal = ["staff"]
 
 

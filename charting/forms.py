@@ -24,6 +24,7 @@ from .models import (
     Purpose,
     Route,
     Setting,
+    SiteFinding,
 )
 
 LOCAL_INPUT = "%Y-%m-%dT%H:%M"
@@ -121,6 +122,13 @@ class AdministrationForm(forms.Form):
 class PauseForm(forms.Form):
     # The view shows the error on its own, away from the input: say what is missing.
     reason = forms.CharField(max_length=200, error_messages={"required": "Say why the drug is paused."})
+
+
+class SiteCheckForm(forms.Form):
+    """An access site's check (rendered by hand in the site card, see encounter.html)."""
+
+    finding = forms.ChoiceField(choices=SiteFinding.choices, initial=SiteFinding.PATENT)
+    note = forms.CharField(max_length=300, required=False, strip=True)
 
 
 class CorrectTimeForm(forms.Form):

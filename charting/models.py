@@ -116,10 +116,14 @@ class Clinic(models.Model):
     name = models.CharField(max_length=200, unique=True)
     time_zone = models.CharField(max_length=64, validators=[validate_time_zone], help_text="IANA name, e.g. America/New_York")
     staff = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="clinics", blank=True)
+    site_check_minutes = models.PositiveSmallIntegerField(
+        "access site check every (minutes)", default=60, help_text="An access site not checked for longer shows “check due” on the chart."
+    )
 
     class Meta:
         constraints = [
             models.CheckConstraint(condition=~Q(time_zone=""), name="clinic_time_zone_set", violation_error_message="A clinic needs a time zone."),
+            models.CheckConstraint(condition=Q(site_check_minutes__gte=1), name="clinic_site_check_minutes_positive", violation_error_message="The site check interval is at least one minute."),
         ]
 
     def __str__(self) -> str:
@@ -215,6 +219,11 @@ class EncounterQuerySet(models.QuerySet):
             ),
         )
 
+    def with_site_checks(self):
+        """Also each access site's checks, newest first (one query), for the
+        "checked 42 min ago / check due" line of the chart's site cards."""
+        return self.prefetch_related(models.Prefetch("access_sites__checks", queryset=AccessSiteCheck.objects.select_related("checked_by")))
+
 
 @pghistory.track()
 class Encounter(models.Model):
@@ -297,6 +306,80 @@ class AccessSite(models.Model):
 
     def __str__(self) -> str:
         return f"{self.label}: {self.get_kind_display()} {self.location}".strip()
+
+    def check_due(self, now: dt.datetime, every_minutes: int) -> bool:
+        """True when the site was last checked (or, never checked, placed or
+        charted) more than `every_minutes` before `now`. Reads the prefetched
+        `checks` (newest first, see EncounterQuerySet.for_chart)."""
+        return (now - self.last_checked_or_placed).total_seconds() > every_minutes * 60
+
+    @property
+    def last_check(self) -> "AccessSiteCheck | None":
+        return next(iter(self.checks.all()), None)
+
+    @property
+    def last_checked_or_placed(self) -> dt.datetime:
+        last = self.last_check
+        return last.checked_at if last is not None else (self.placed_at or self.recorded_at)
+
+
+class SiteFinding(models.TextChoices):
+    PATENT = "patent", "Patent, no redness or swelling"
+    REDNESS_SWELLING = "redness_swelling", "Redness or swelling"
+    INFILTRATION_SUSPECTED = "infiltration_suspected", "Infiltration suspected"
+    OTHER = "other", "Other (see note)"
+
+
+@pghistory.track()
+class AccessSiteCheck(models.Model):
+    """A nurse looked at an access site: when (server time), who, what was found.
+
+    Frozen once the encounter is signed, like the other clinical rows (REC-1)."""
+
+    site = models.ForeignKey(AccessSite, on_delete=models.PROTECT, related_name="checks")
+    checked_at = models.DateTimeField(help_text="Server time of the check.")
+    checked_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    finding = models.CharField(max_length=30, choices=SiteFinding.choices, default=SiteFinding.PATENT)
+    note = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-checked_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(condition=Q(finding__in=SiteFinding.values), name="access_site_check_finding_valid", violation_error_message="Unknown finding."),
+            models.CheckConstraint(condition=~Q(finding="other") | ~Q(note=""), name="access_site_check_other_has_note", violation_error_message="Say what was found in the note."),
+        ]
+        indexes = [models.Index(fields=["site", "-checked_at"], name="site_check_latest")]
+        triggers = [
+            _frozen_trigger(
+                "access_site_check_signed_frozen",
+                ("site_id", "checked_at", "checked_by_id", "finding", "note"),
+                "EXISTS (SELECT 1 FROM charting_accesssite s JOIN charting_encounter e ON e.id = s.encounter_id WHERE s.id = OLD.site_id AND e.status = 'signed')",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.site.label} {self.get_finding_display()}"
+
+
+class TapKey(models.Model):
+    """The idempotency key of one tap (RELIABILITY CON-2): a UUID the page puts
+    in every write form (JS: a new one per tap, the same one for its retries;
+    without JS: one per rendered form). The first request with a key does the
+    write and stores what it wrote here; a retry with the same key writes
+    nothing and answers with the current state of `object_id`. The unique key
+    makes two simultaneous requests with one key serialise."""
+
+    key = models.UUIDField(unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    action = models.CharField(max_length=60)
+    object_id = models.CharField(max_length=64, blank=True, help_text="The record the tap wrote (uuid or id).")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["created_at"], name="tap_key_created")]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.key}"
 
 
 class AdminFamily(models.TextChoices):
@@ -610,6 +693,22 @@ class Administration(models.Model):
         if self.stopped_at is not None:
             return "stopped"
         return "paused" if self.open_pause is not None else "running"
+
+    def last_event(self) -> tuple[str, dt.datetime] | None:
+        """The newest of the card's taps as (event, server time): "start",
+        "pause", "resume" or "stop"; None before the start. Reads the
+        prefetched pauses. A stop that closed a pause is the stop."""
+        if self.started_at is None:
+            return None
+        if self.stopped_at is not None:
+            return ("stop", self.stopped_at)
+        event = ("start", self.started_at)
+        for p in self.pauses.all():
+            if p.resumed_at is not None and p.resumed_at >= event[1]:
+                event = ("resume", p.resumed_at)
+            elif p.resumed_at is None and p.paused_at >= event[1]:
+                event = ("pause", p.paused_at)
+        return event
 
     def late_entry_minutes(self, limit: dt.timedelta) -> int | None:
         """REC-3: when the start was charted more than `limit` after it

@@ -42,6 +42,7 @@ from .models import (
     NDC_PATTERN,
     ROUTES_NEEDING_SITE,
     AccessSite,
+    AccessSiteCheck,
     Administration,
     AmendableField,
     Amendment,
@@ -324,6 +325,89 @@ def stop_administration(adm: Administration, *, actor: Any) -> Administration:
     _resolve_still_running(adm, now)
     _audit("charting.administration.stopped", adm, adm.encounter, actor, stopped_at=now, closed_pause=pause is not None)
     return adm
+
+
+# --- undo -------------------------------------------------------------------------
+
+UNDO_EVENTS = ("start", "pause", "resume", "stop")
+
+
+class UndoWindowPassed(ChartingError):
+    """The undo came after the window: the nurse corrects the time instead."""
+
+
+@transaction.atomic
+def undo_event(adm: Administration, *, event: str, actor: Any) -> Administration:
+    """Revert the card's last tap (`event`: start / pause / resume / stop)
+    when it was made at most CHAIRSIDE_UNDO_SECONDS ago, by the SERVER's clock
+    (the client's clock is never asked).
+
+    start: the start is cleared; pause: the pause just opened is removed (its
+    insert stays in the pghistory event table and the audit row keeps its time
+    and reason); resume: the pause is open again; stop: the stop is cleared
+    and a pause the stop closed is open again. One audit row
+    "charting.administration.undone" with the event and its time.
+
+    Raises UndoWindowPassed after the window ("use Correct a time", which
+    keeps the original), ChartingError when `event` is not the card's last
+    tap (e.g. undo "start" of a drug paused since), SignedEncounterError on
+    a signed encounter.
+    """
+    adm = _locked_administration(adm)
+    if event not in UNDO_EVENTS:
+        raise ChartingError("Nothing to undo.")
+    last = adm.last_event()
+    if last is None or last[0] != event:
+        raise ChartingError(f"The last change of {adm.drug} is not a {event}: nothing to undo. Use “Correct a time” instead.")
+    at = last[1]
+    window = settings.CHAIRSIDE_UNDO_SECONDS
+    now = timezone.now()
+    if (now - at).total_seconds() > window:
+        raise UndoWindowPassed(
+            f"Too late to undo the {event} of {adm.drug} at {local_hhmm(at, adm.encounter.clinic)} (undo is offered for {window} s). Use “Correct a time”: it keeps the original."
+        )
+    detail: dict[str, Any] = {"event": event, "at": at}
+    if event == "start":
+        adm.started_at = None
+        adm.save(update_fields=["started_at"])
+    elif event == "pause":
+        pause = _open_pause(adm)
+        if pause.time_corrections.exists():
+            raise ChartingError("This pause has a corrected time: use “Correct a time” instead.")
+        detail |= {"reason": pause.reason}
+        pause.delete()
+    elif event == "resume":
+        pause = Pause.objects.select_for_update().filter(administration=adm, resumed_at=at).first()
+        pause.resumed_at = None
+        pause.save(update_fields=["resumed_at"])
+    else:
+        pause = Pause.objects.select_for_update().filter(administration=adm, resumed_at=at).first()
+        if pause is not None:  # the stop had closed this pause (resume-and-stop): paused again
+            pause.resumed_at = None
+            pause.save(update_fields=["resumed_at"])
+        adm.stopped_at = None
+        adm.save(update_fields=["stopped_at"])
+        detail |= {"reopened_pause": pause is not None}
+    _audit("charting.administration.undone", adm, adm.encounter, actor, **detail)
+    adm.notice = f"{event.capitalize()} of {adm.drug} undone."
+    return adm
+
+
+# --- access site checks -------------------------------------------------------------
+
+
+@transaction.atomic
+def record_site_check(site: AccessSite, *, finding: str, note: str = "", actor: Any) -> AccessSiteCheck:
+    """A nurse checked access site `site` now (server time): `finding` from
+    SiteFinding, `note` free text (required for "other"). Refused on a signed
+    encounter (SignedEncounterError)."""
+    encounter = _locked_encounter(site.encounter_id)
+    note = (note or "").strip()
+    if finding == "other" and not note:
+        raise ChartingError("Say what was found in the note.", field="note")
+    check = AccessSiteCheck.objects.create(site=site, checked_at=timezone.now(), checked_by=actor, finding=finding, note=note[:300])
+    _audit("charting.access_site.checked", site, encounter, actor, label=site.label, finding=finding, checked_at=check.checked_at)
+    return check
 
 
 # --- corrections ----------------------------------------------------------------

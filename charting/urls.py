@@ -14,11 +14,13 @@ urlpatterns = [
     path("encounters/<uuid:pk>/answer/", views.answer_query, name="answer_query"),
     # The site / E-M service is a POSTed id inside the encounter (PHI-1: URLs name records by uuid).
     path("encounters/<uuid:pk>/access-sites/edit/", views.edit_access_site, name="edit_access_site"),
+    path("encounters/<uuid:pk>/access-sites/check/", views.check_access_site, name="check_access_site"),
     path("encounters/<uuid:pk>/em-note/", views.document_em_service, name="document_em_service"),
     path("administrations/<uuid:pk>/start/", views.administration_action, {"action": "start"}, name="start_administration"),
     path("administrations/<uuid:pk>/pause/", views.pause_administration, name="pause_administration"),
     path("administrations/<uuid:pk>/resume/", views.administration_action, {"action": "resume"}, name="resume_administration"),
     path("administrations/<uuid:pk>/stop/", views.administration_action, {"action": "stop"}, name="stop_administration"),
+    path("administrations/<uuid:pk>/undo/", views.undo_administration, name="undo_administration"),
     path("administrations/<uuid:pk>/correct-time/", views.correct_time, name="correct_time"),
     path("administrations/<uuid:pk>/vials/", views.record_vials, name="record_vials"),
     path("administrations/<uuid:pk>/waste/", views.confirm_waste, name="confirm_waste"),

@@ -7,7 +7,11 @@ template (`template.html#name`); plain POSTs redirect back to the page, so
 the chart works without JavaScript.
 """
 
+import uuid
+
+from django.conf import settings
 from django.contrib import messages
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -20,6 +24,8 @@ from django_htmx.http import HttpResponseClientRedirect
 from audit.models import Category
 from audit.phi import phi
 from audit.services import record, subject
+from coding.engine.codes import RANK
+from coding.engine.thresholds import INITIAL, SEQUENTIAL, TIMED_ROUTES, upcoming_thresholds
 from infusion_site.roles import NURSE, role_required
 
 from . import checks, services
@@ -35,11 +41,13 @@ from .forms import (
     EnteredInErrorForm,
     OpenEncounterForm,
     PauseForm,
+    SiteCheckForm,
     VialForm,
     WasteForm,
 )
-from .models import AMEND_FORM_FIELDS, AccessSite, Administration, AmendmentReason, Encounter, OtherService
+from .models import AMEND_FORM_FIELDS, AccessSite, Administration, AmendmentReason, Encounter, OtherService, TapKey
 from .services import ChartingError, SignedEncounterError
+from .templatetags.taps import FIELD as TAP_KEY_FIELD
 
 PAGE = "charting/encounter.html"
 
@@ -107,7 +115,7 @@ def _chart_context(request, encounter: Encounter, **forms) -> dict:
     for adm in administrations:
         _decorate(adm, now, correction_forms.get(adm.pk), sites=access_sites, siblings=administrations, amendment_reasons=reasons, **card_forms.get(("adm", adm.pk), {}))
     for site in access_sites:
-        _decorate_site(site, **card_forms.get(("site", site.pk), {}))
+        _decorate_site(site, **card_forms.get(("site", site.pk), {}), clinic=encounter.clinic, now=now)
     issues = checks.check_encounter(encounter, now=now)
     blocking = [i for i in issues if i.blocking]
     return {
@@ -163,6 +171,7 @@ def _decorate(
     `sites`/`siblings` (the encounter's, loaded once) are the Edit form's
     choices; `amendment_reasons` is given on a signed chart."""
     adm.minutes = adm.minutes_so_far(now)
+    _decorate_timer(adm, now, siblings)
     adm.edit_form = edit_form or EditAdministrationForm(administration=adm, sites=sites, siblings=siblings)
     adm.eie_form = eie_form or EnteredInErrorForm(administration=adm, amendment_reasons=amendment_reasons)
     adm.amend_form = amend_form or AmendForm(administration=adm)
@@ -172,6 +181,61 @@ def _decorate(
     adm.waste_form = waste_form or WasteForm(administration=adm)
     adm.notice = notice
     return adm
+
+
+def _ms(value) -> int | str:
+    """An aware datetime as epoch milliseconds (what chart.js reads), "" for None."""
+    return int(value.timestamp() * 1000) if value is not None else ""
+
+
+def _assumed_position(adm: Administration, siblings) -> str:
+    """INITIAL or SEQUENTIAL for the threshold hint, from the facility
+    hierarchy (R6, coding.engine.codes.RANK) over the encounter's charted IV
+    drugs of the same visit: a drug outranked by another one (chemo over
+    therapeutic over hydration) will not be the initial service; otherwise it
+    may be (the coding decides, R4-R8), and the card says "if initial"."""
+    mine = RANK.get((adm.admin_class, "infusion"))
+    others = [
+        RANK.get((s.admin_class, "infusion"))
+        for s in siblings
+        if s.pk != adm.pk and s.visit == adm.visit and s.route in TIMED_ROUTES and not s.is_entered_in_error
+    ]
+    best = min((r for r in others if r is not None), default=None)
+    return SEQUENTIAL if mine is not None and best is not None and best < mine else INITIAL
+
+
+def _decorate_timer(adm: Administration, now, siblings=()) -> None:
+    """What the card's live timer and "Undo" read (data-* attributes for
+    static/js/chart.js; the server's times are the truth, the script only
+    counts on from them). From the prefetched pauses: no query.
+
+    `next_thresholds`: the coming billing boundaries of this drug
+    (coding.engine.thresholds, R18-R22) as the initial or a sequential
+    service (`threshold_position`, see `_assumed_position`);
+    `undo_event`: the last tap when it is still inside CHAIRSIDE_UNDO_SECONDS."""
+    pauses = list(adm.pauses.all())
+    end = adm.stopped_at or now
+    adm.timer_server_now = _ms(now)
+    adm.timer_started = _ms(adm.started_at)
+    adm.timer_stopped = _ms(adm.stopped_at)
+    adm.timer_paused_ms = int(sum(((p.resumed_at - p.paused_at).total_seconds() for p in pauses if p.resumed_at is not None), 0.0) * 1000)
+    open_pause = next((p for p in pauses if p.resumed_at is None), None)
+    adm.timer_paused_since = _ms(open_pause.paused_at if open_pause and adm.stopped_at is None else None)
+    if adm.stopped_at is not None and open_pause is not None:  # an open pause runs to the stop (R17)
+        adm.timer_paused_ms += int((end - open_pause.paused_at).total_seconds() * 1000)
+    adm.threshold_position = _assumed_position(adm, siblings)
+    running = adm.stopped_at is None and not adm.is_entered_in_error
+    upcoming = upcoming_thresholds(adm.admin_class, adm.route, adm.minutes or 0, position=adm.threshold_position, count=8) if running else []
+    adm.next_thresholds = " ".join(f"{t.code}:{t.minute}" for t in upcoming)
+    adm.next_threshold = upcoming[0] if upcoming else None
+    if adm.next_threshold is not None:
+        adm.next_threshold_to_go = adm.next_threshold.minute - (adm.minutes or 0)
+    adm.undo_event = adm.undo_until = ""
+    last = adm.last_event()
+    window = settings.CHAIRSIDE_UNDO_SECONDS
+    if last is not None and not adm.is_entered_in_error and (now - last[1]).total_seconds() <= window:
+        adm.undo_event = last[0]
+        adm.undo_until = int(last[1].timestamp() * 1000) + window * 1000
 
 
 def _card_choices(encounter: Encounter) -> dict:
@@ -185,9 +249,22 @@ def _card_choices(encounter: Encounter) -> dict:
     }
 
 
-def _decorate_site(site: AccessSite, edit_form=None, notice: str = "") -> AccessSite:
+def _decorate_site(site: AccessSite, edit_form=None, notice: str = "", check_form=None, *, clinic=None, now=None) -> AccessSite:
+    """The site card's forms, and its check line: "checked N min ago" and
+    "check due" when the last check (else the placement) is older than the
+    clinic's `site_check_minutes` (reads the site's prefetched checks)."""
     site.edit_form = edit_form or EditAccessSiteForm(site=site)
+    site.check_form = check_form or SiteCheckForm()
     site.notice = notice
+    now = now or timezone.now()
+    every = (clinic or site.encounter.clinic).site_check_minutes
+    site.check_every = every
+    site.last_checked = site.last_check
+    reference = site.last_checked_or_placed
+    site.checked_ago = max(0, int((now - reference).total_seconds() // 60))
+    site.check_reference = _ms(reference)
+    site.check_due_now = site.check_due(now, every)
+    site.server_now = _ms(now)
     return site
 
 
@@ -205,7 +282,7 @@ def _em_services(encounter: Encounter, form=None, service_pk=None, notice: str =
 
 
 def _encounter_for(request, pk) -> Encounter:
-    encounter = get_object_or_404(Encounter.objects.visible_to(request.user).for_chart(), pk=pk)
+    encounter = get_object_or_404(Encounter.objects.visible_to(request.user).for_chart().with_site_checks(), pk=pk)
     subject(encounter, patient_id=encounter.patient_id)
     return encounter
 
@@ -224,6 +301,51 @@ def encounter(request: HttpRequest, pk) -> HttpResponse:
     # Every read of a chart is an access-log row (DESIGN §8).
     record("charting.encounter.viewed", actor=request.user, obj=enc, patient_id=enc.patient_id)
     return _render_page(request, enc)
+
+
+# --- idempotent taps (RELIABILITY CON-2) -----------------------------------------
+
+
+class KeyReused(ChartingError):
+    """The idempotency key was used for another action or by another user."""
+
+
+def _tap_key(request) -> uuid.UUID | None:
+    """The request's idempotency key: the form's hidden field, else the
+    Idempotency-Key header (chart.js sends both); None without one (an old page:
+    the write then runs without the replay protection)."""
+    raw = request.POST.get(TAP_KEY_FIELD) or request.headers.get("Idempotency-Key", "")
+    try:
+        return uuid.UUID(raw.strip()) if raw else None
+    except (ValueError, AttributeError):
+        return None
+
+
+def _once(request, action: str, write) -> tuple[str, bool]:
+    """Run `write()` (which returns the id of the record it wrote) at most once
+    per idempotency key: (that id, False) the first time; (the stored id,
+    True) for a retry of the same tap, which writes nothing.
+
+    The key row is inserted first, in the write's transaction: a second
+    request with the same key waits on the unique index until the first
+    commits, then finds its row and replays; if the first failed (a
+    ChartingError rolls it back) the key is free and the retry runs.
+    Raises KeyReused for a key another user or another action used."""
+    key = _tap_key(request)
+    if key is None:
+        return str(write()), False
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                TapKey.objects.create(key=key, user=request.user, action=action)
+        except IntegrityError:
+            done = TapKey.objects.get(key=key)
+            if done.user_id != request.user.pk or done.action != action:
+                raise KeyReused("This form was already used for something else: reload the page and tap again.") from None
+            return done.object_id, True
+        object_id = str(write())
+        TapKey.objects.filter(key=key).update(object_id=object_id)
+    return object_id, False
 
 
 def _after_write(request, encounter: Encounter) -> HttpResponse:
@@ -263,7 +385,7 @@ def add_access_site(request: HttpRequest, pk) -> HttpResponse:
         form = AccessSiteForm(request.POST)
         if form.is_valid():
             try:
-                services.add_access_site(enc, **{k: form.cleaned_data[k] for k in AccessSiteForm.Meta.fields}, actor=request.user)
+                _once(request, "add_access_site", lambda: services.add_access_site(enc, **{k: form.cleaned_data[k] for k in AccessSiteForm.Meta.fields}, actor=request.user).pk)
                 return _after_write(request, enc)
             except ChartingError as exc:
                 if exc.field not in form.fields:
@@ -282,7 +404,7 @@ def add_administration(request: HttpRequest, pk) -> HttpResponse:
     form = AdministrationForm(request.POST, encounter=enc)
     if form.is_valid():
         try:
-            services.add_administration(enc, **form.cleaned_data | {"admin_class": form.cleaned_data["admin_class"] or None}, actor=request.user)
+            _once(request, "add_administration", lambda: services.add_administration(enc, **form.cleaned_data | {"admin_class": form.cleaned_data["admin_class"] or None}, actor=request.user).pk)
             return _after_write(request, enc)
         except ChartingError as exc:
             if exc.field not in form.fields:
@@ -296,7 +418,7 @@ def add_administration(request: HttpRequest, pk) -> HttpResponse:
 # --- one administration: start / pause / resume / stop / correct -----------------
 
 
-def _administration_response(request, adm_pk, *, status=200, error: str = "", notice: str = "", **forms) -> HttpResponse:
+def _administration_response(request, adm_pk, *, status=200, error: str = "", notice: str = "", allow_undo: bool = True, **forms) -> HttpResponse:
     """The administration's partial (htmx) or a redirect to the page (plain POST)."""
     if not request.htmx:
         if error:
@@ -309,6 +431,8 @@ def _administration_response(request, adm_pk, *, status=200, error: str = "", no
     with timezone.override(adm.encounter.clinic.tz):
         _decorate(adm, timezone.now(), notice=notice, **choices, **forms)
         adm.error = error
+        if not allow_undo:  # right after an undo: no "Undo" of the tap before it under the same finger
+            adm.undo_event = ""
         response = _vary(render(request, f"{PAGE}#administration", {"adm": adm, "encounter": adm.encounter}, status=status))
     # The drug card changed: the "ready to bill" panel listens for this event
     # and reloads itself, so it never shows a stale answer.
@@ -336,13 +460,38 @@ ACTIONS = {
 def administration_action(request: HttpRequest, pk, action: str) -> HttpResponse:
     """Start, resume or stop: one tap, server time."""
     adm = _administration_for(request, pk)
+    written = {}
+
+    def write():
+        written["adm"] = ACTIONS[action](adm, actor=request.user)
+        return adm.pk
+
     try:
-        adm = ACTIONS[action](adm, actor=request.user)
+        _, replayed = _once(request, action, write)
     except SignedEncounterError as exc:
         return _signed_conflict(request, adm.encounter_id, exc)
     except ChartingError as exc:
         return _administration_response(request, adm.pk, error=exc.message)
-    return _administration_response(request, adm.pk, notice=adm.notice)
+    return _administration_response(request, adm.pk, notice="" if replayed else written["adm"].notice)
+
+
+@require_POST
+@phi("charting.administration.undo", object_type="charting.administration", id_kwarg="pk")
+@role_required(NURSE)
+def undo_administration(request: HttpRequest, pk) -> HttpResponse:
+    """The card's "Undo" after a Start / Pause / Resume / Stop tap (POST
+    `event`): within CHAIRSIDE_UNDO_SECONDS of the tap by the server's clock
+    the tap is reverted (audited); later it is refused with a message that
+    points at "Correct a time", which keeps the original."""
+    adm = _administration_for(request, pk)
+    event = request.POST.get("event", "")
+    try:
+        _, replayed = _once(request, "undo", lambda: services.undo_event(adm, event=event, actor=request.user).pk)
+    except SignedEncounterError as exc:
+        return _signed_conflict(request, adm.encounter_id, exc)
+    except ChartingError as exc:
+        return _administration_response(request, adm.pk, error=exc.message)
+    return _administration_response(request, adm.pk, notice="" if replayed else f"{event.capitalize()} undone.", allow_undo=False)
 
 
 @require_POST
@@ -353,7 +502,7 @@ def pause_administration(request: HttpRequest, pk) -> HttpResponse:
     form = PauseForm(request.POST)
     if form.is_valid():
         try:
-            services.pause_administration(adm, reason=form.cleaned_data["reason"], actor=request.user)
+            _once(request, "pause", lambda: services.pause_administration(adm, reason=form.cleaned_data["reason"], actor=request.user).pk)
             return _administration_response(request, adm.pk)
         except SignedEncounterError as exc:
             return _signed_conflict(request, adm.encounter_id, exc)
@@ -663,3 +812,31 @@ def document_em_service(request: HttpRequest, pk) -> HttpResponse:
     if request.htmx:
         return _vary(render(request, f"{PAGE}#em-services", {"encounter": enc, "em_services": _em_services(enc, form=form, service_pk=service.pk)}))
     return _render_page(request, _encounter_for(request, enc.pk), status=400, card_forms={"em": {"form": form, "service_pk": service.pk}})
+
+
+@require_POST
+@phi("charting.access_site.check", object_type="charting.encounter", id_kwarg="pk")
+@role_required(NURSE)
+def check_access_site(request: HttpRequest, pk) -> HttpResponse:
+    """An access site's check (POST `site` = its id, `finding`, `note`):
+    stamped with the server's time; the site card shows "checked N min ago"."""
+    encounter = get_object_or_404(Encounter.objects.visible_to(request.user).select_related("clinic"), pk=pk)
+    subject(encounter, patient_id=encounter.patient_id)
+    site = AccessSite.objects.filter(encounter=encounter, pk=_posted_id(request, "site")).first()
+    if site is None:
+        return _not_in_encounter(request, encounter.pk, "access site")
+    site.encounter = encounter
+    if encounter.is_signed:
+        return _signed_conflict(request, encounter.pk, services.signed_encounter_error(encounter))
+    form = SiteCheckForm(request.POST)
+    if form.is_valid():
+        try:
+            _once(request, "check_access_site", lambda: services.record_site_check(site, **form.cleaned_data, actor=request.user).pk)
+            return _partial(request, "site", {"site": _decorate_site(site, notice=f"Site {site.label} checked.")}, encounter, f"site-{site.pk}")
+        except SignedEncounterError as exc:
+            return _signed_conflict(request, encounter.pk, exc)
+        except ChartingError as exc:
+            _fail(form, exc)
+    if request.htmx:
+        return _vary(render(request, f"{PAGE}#site", {"encounter": encounter, "site": _decorate_site(site, check_form=form)}))
+    return _render_page(request, _encounter_for(request, encounter.pk), status=400, card_forms={("site", site.pk): {"check_form": form}})

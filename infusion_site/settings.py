@@ -286,6 +286,11 @@ CHAIRSIDE_RUNNING_FLAG_HOURS = env.float("CHAIRSIDE_RUNNING_FLAG_HOURS", default
 CHAIRSIDE_PAUSE_FLAG_MINUTES = env.int("CHAIRSIDE_PAUSE_FLAG_MINUTES", default=120)
 CHAIRSIDE_LATE_ENTRY_MINUTES = env.int("CHAIRSIDE_LATE_ENTRY_MINUTES", default=60)
 CHAIRSIDE_SWEEP_SECONDS = env.int("CHAIRSIDE_SWEEP_SECONDS", default=300)
+# After a Start / Pause / Resume / Stop tap the drug card offers "Undo" for
+# this many seconds (server time decides); later, "Correct a time" keeps the original.
+CHAIRSIDE_UNDO_SECONDS = env.int("CHAIRSIDE_UNDO_SECONDS", default=10)
+if not 1 <= CHAIRSIDE_UNDO_SECONDS <= 120:
+    raise ImproperlyConfigured("CHAIRSIDE_UNDO_SECONDS must be 1-120.")
 if min(CHAIRSIDE_RUNNING_FLAG_HOURS, CHAIRSIDE_PAUSE_FLAG_MINUTES, CHAIRSIDE_LATE_ENTRY_MINUTES, CHAIRSIDE_SWEEP_SECONDS) <= 0:
     raise ImproperlyConfigured("CHAIRSIDE_RUNNING_FLAG_HOURS, _PAUSE_FLAG_MINUTES, _LATE_ENTRY_MINUTES and _SWEEP_SECONDS must be positive.")
 

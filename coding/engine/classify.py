@@ -20,7 +20,7 @@ from .state import (
     site_group,
     union,
 )
-from .timing import Interval, minutes_of, subtract
+from .timing import HYDRATION_MIN_MINUTES, PUSH_MAX_MINUTES, Interval, minutes_of, subtract
 from .types import Administration
 
 _NOT_THERAPY_WORDS = {"kvo": "keep-vein-open fluid", "flush": "line flush", "drug_vehicle": "drug vehicle/diluent"}
@@ -212,7 +212,7 @@ def iv_services(w: Work) -> None:
         run = w.runs[adm.id]
         minutes = run.minutes
         joins_run = minutes is None and adm.route == "iv_infusion" and (adm.encounter, w.drug_key(adm)) in timed
-        as_push = not joins_run and (adm.continuously_present or minutes is None or (adm.route == "iv_push" and minutes <= 15))
+        as_push = not joins_run and (adm.continuously_present or minutes is None or (adm.route == "iv_push" and minutes <= PUSH_MAX_MINUTES))
         if as_push:
             w.handled.add(adm.id)
             fallback = adm.route == "iv_infusion"
@@ -271,7 +271,7 @@ def _infusion(w: Work, encounter: str, key: str, members: list[Administration], 
             key=key,
             label=first.drug,
             family=family,
-            kind="push" if minutes <= 15 else "infusion",
+            kind="push" if minutes <= PUSH_MAX_MINUTES else "infusion",
             encounter=encounter,
             group=site_group(w, first.access_site),
             admin_ids=ids,
@@ -359,7 +359,7 @@ def hydration(w: Work) -> None:
                 for seg in _segments(alone, others)
             ]
         for intervals, piece_minutes, piece_arith in pieces:
-            if piece_minutes < 31:
+            if piece_minutes < HYDRATION_MIN_MINUTES:
                 w.skip(
                     f"hydration ({', '.join(a.drug for a in members)})",
                     ids,

@@ -24,6 +24,14 @@ ADDITIONAL_HOUR_CODE: dict[str, str] = {
     "hydration": "96361",
 }
 
+# A different drug infused after the initial service (R22); hydration after
+# another initial is 96361 (R21).
+SEQUENTIAL_INFUSION_CODE: dict[str, str] = {
+    "chemo_complex": "96417",
+    "therapeutic": "96367",
+    "hydration": "96361",
+}
+
 # Facility hierarchy rank, lower is higher (R6): chemo infusion > chemo push >
 # therapeutic infusion > therapeutic push > hydration.
 RANK: dict[tuple[str, str], int] = {

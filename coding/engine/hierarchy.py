@@ -176,13 +176,10 @@ def _code_subsequent(
             )
             return
         infused.add(s.key)
-        if s.family == "chemo_complex":
-            # A chemo infusion after a chemo initial is 96417; after a chemo push
-            # initial too -- 96417 has no primary besides 96413 (R44 drops it
-            # when none exists).
-            code, hour = "96417", "96415"
-        else:
-            code, hour = "96367", "96366"
+        # A chemo infusion after a chemo initial is 96417; after a chemo push
+        # initial too -- 96417 has no primary besides 96413 (R44 drops it
+        # when none exists).
+        code, hour = C.SEQUENTIAL_INFUSION_CODE[s.family], C.ADDITIONAL_HOUR_CODE[s.family]
         extra = addon_hours(s.minutes or 0)
         more = f"; +{hour} ×{extra} from {thresholds(91, extra)}" if extra else ""
         what = "later separate run of the same drug (payer setting, D2)" if s.repeat else f"different {family_word(s.family)} drug"

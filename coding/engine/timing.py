@@ -19,6 +19,13 @@ from .types import Administration
 
 Interval = tuple[float, float]
 
+# The time boundaries of the administration codes, in running minutes (R15, R17).
+PUSH_MAX_MINUTES = 15  # R18: an infusion of 15 minutes or less is a push
+INFUSION_MIN_MINUTES = PUSH_MAX_MINUTES + 1  # R18: infusion codes need 16+ minutes
+HYDRATION_MIN_MINUTES = 31  # R19, R21: hydration of 30 minutes or less is not reportable
+ADDON_HOUR_MINUTES = 60  # R20: "each additional hour"
+ADDON_FIRST_MINUTES = 91  # R20: the first add-on hour needs 31+ minutes past the first 60 (91, 151, 211 ...)
+
 
 def ts(moment: datetime) -> float:
     """``moment`` as a POSIX timestamp (absolute time; R24).  Never compare or
@@ -119,17 +126,17 @@ def moment_at(intervals: tuple[Interval, ...], minute: int) -> float | None:
 def addon_hours(minutes: int) -> int:
     """Units of an "each additional hour" code after a first-hour code (R20):
     thresholds at 91, 151, 211 ... minutes, i.e. floor((T - 31) / 60) for T >= 91."""
-    if minutes < 91:
+    if minutes < ADDON_FIRST_MINUTES:
         return 0
-    return (minutes - 31) // 60
+    return (minutes - ADDON_FIRST_MINUTES) // ADDON_HOUR_MINUTES + 1
 
 
 def secondary_hydration_units(minutes: int) -> int:
     """96361 units when hydration is secondary (R21): floor((T - 31) / 60) + 1
     for T >= 31, else 0 (30 minutes or less is not reportable, R19)."""
-    if minutes < 31:
+    if minutes < HYDRATION_MIN_MINUTES:
         return 0
-    return (minutes - 31) // 60 + 1
+    return (minutes - HYDRATION_MIN_MINUTES) // ADDON_HOUR_MINUTES + 1
 
 
 @lru_cache(maxsize=64)

@@ -10,6 +10,7 @@ queries) and the session's two-factor check (roles.needs_two_factor).
 """
 
 import datetime as dt
+import uuid
 from decimal import Decimal
 
 import pytest
@@ -64,7 +65,7 @@ def _edit(adm):
 # Re-pinned in issue #5b: the budgets pinned before the audit trail (issue
 # #7) no longer held (the page counted 20 against 14).
 REQUESTS = [
-    ("encounter page", "not_started", "encounter", None, 21),
+    ("encounter page", "not_started", "encounter", None, 22),  # issue #8: +1, the access sites' checks
     ("start", "not_started", "start_administration", {}, 24),
     ("pause", "running", "pause_administration", {"reason": "reaction"}, 25),
     ("resume", "paused", "resume_administration", {}, 25),
@@ -76,15 +77,21 @@ REQUESTS = [
     ("entered in error", "stopped", "enter_in_error", {"reason": "Wrong patient's order"}, 39),
     ("edit a site", "stopped", "edit_access_site", {"separate_site_medically_required": "on", "reason": "Vesicant on its own line"}, 31),
     ("E/M note", "stopped", "document_em_service", {"significant_separately_identifiable": "on", "note": "New rash assessed"}, 34),
+    # Issue #8: a tap with its idempotency key also inserts the key in a
+    # savepoint and stores the record it wrote (4); a site check reads the
+    # site, locks the encounter, writes the check and its audit row, and the
+    # site card reads its checks.
+    ("start with a key", "not_started", "start_administration", lambda adm: {"idempotency_key": str(uuid.uuid4())}, 28),
+    ("site check", "stopped", "check_access_site", lambda adm: {"finding": "patent", "idempotency_key": str(uuid.uuid4())}, 28),
 ]
 
 
 def _count(client, encounter, state, name, data) -> int:
     adm = _subject(encounter, state)
-    target = encounter if name in ("encounter", "edit_access_site", "document_em_service") else adm
+    target = encounter if name in ("encounter", "edit_access_site", "document_em_service", "check_access_site") else adm
     if callable(data):
         data = data(adm)
-    if name == "edit_access_site":
+    if name in ("edit_access_site", "check_access_site"):
         data = {**data, "site": adm.access_site_id}
     if name == "document_em_service":
         data = {**data, "service": encounter.other_services.create(kind="em_visit", level="99213").pk}

@@ -25,6 +25,8 @@ def _targets(adm, line):
             out[name] = (reverse(name), {"patient": adm.encounter.patient.pk, "setting": "office"})
         elif name == "charting:edit_access_site":
             out[name] = (reverse(name, kwargs={"pk": adm.encounter_id}), {"site": adm.access_site_id, "separate_site_medically_required": "on", "reason": "Vesicant on its own line"})
+        elif name == "charting:check_access_site":
+            out[name] = (reverse(name, kwargs={"pk": adm.encounter_id}), {"site": adm.access_site_id, "finding": "patent"})
         elif name == "charting:document_em_service":
             em = adm.encounter.other_services.create(kind="em_visit", level="99213")
             out[name] = (reverse(name, kwargs={"pk": adm.encounter_id}), {"service": em.pk, "significant_separately_identifiable": "on", "note": "New rash assessed"})

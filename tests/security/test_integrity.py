@@ -50,6 +50,42 @@ def test_con2_eight_simultaneous_starts_then_stops_make_one_of_each(encounter, s
     assert Administration.objects.filter(encounter=encounter, started_at__isnull=False, stopped_at__isnull=True).count() == 0
 
 
+@pytest.mark.django_db(transaction=True)
+def test_con2_one_idempotency_key_sent_by_eight_threads_writes_once(encounter, site, nurse):
+    """The same tap retried on 8 connections at once (same idempotency key):
+    one administration added, one pause opened; every request gets 200 / its
+    redirect, none a 500 (charting.views._once: the key's unique index)."""
+    import uuid
+
+    from charting.models import Pause, TapKey
+
+    drug = DrugFactory(name="con2 keyed drug")
+
+    def tap(name, pk, data):
+        client = Client(raise_request_exception=False)
+        client.force_login(nurse)
+        return client.post(reverse(f"charting:{name}", kwargs={"pk": pk}), data, **HTMX)
+
+    for _ in range(3):
+        key = str(uuid.uuid4())
+        data = {"adm-drug": drug.pk, "adm-route": "iv_infusion", "adm-access_site": site.pk, "adm-dose_value": "5", "adm-dose_unit": "mg", "adm-purpose": "treatment", "idempotency_key": key}
+        before = Administration.objects.filter(encounter=encounter).count()
+        results = run_together(*[lambda data=data: tap("add_administration", encounter.pk, data)] * 8)
+        assert [kind for kind, _ in results] == ["ok"] * 8, results
+        assert {r.status_code for _, r in results} == {200}, [r.status_code for _, r in results]  # htmx: HX-Redirect
+        assert Administration.objects.filter(encounter=encounter).count() == before + 1
+        adm = Administration.objects.filter(encounter=encounter).order_by("-recorded_at").first()
+        assert TapKey.objects.get(key=key).object_id == str(adm.pk)
+
+        services.start_administration(adm, actor=nurse)
+        pause = {"reason": "Pump alarm", "idempotency_key": str(uuid.uuid4())}
+        results = run_together(*[lambda adm=adm, pause=pause: tap("pause_administration", adm.pk, pause)] * 8)
+        assert [r.status_code for _, r in results] == [200] * 8, results
+        assert not any("already paused" in r.content.decode() for _, r in results)
+        assert Pause.objects.filter(administration=adm).count() == 1
+        assert AuditEvent.objects.filter(action="charting.administration.paused", object_id=str(adm.pk)).count() == 1
+
+
 # --- CON-3: the change and its audit row commit together or not at all -----------------------------
 
 

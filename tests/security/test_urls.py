@@ -34,6 +34,8 @@ NURSE_WRITE = {
     "charting:enter_in_error",  # REC-4: struck, never deleted
     "charting:edit_access_site",  # draft only
     "charting:document_em_service",  # draft only
+    "charting:undo_administration",  # within CHAIRSIDE_UNDO_SECONDS of the tap
+    "charting:check_access_site",  # draft only
 }
 CODER_READ = {"coding:queue", "coding:review", "coding:export"}
 CODER_WRITE = {

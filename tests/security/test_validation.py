@@ -33,6 +33,7 @@ from charting.forms import (
     EnteredInErrorForm,
     OpenEncounterForm,
     PauseForm,
+    SiteCheckForm,
     VialForm,
     WasteForm,
 )
@@ -69,6 +70,8 @@ FIELDS = {
     "charting:enter_in_error": _names(EnteredInErrorForm),
     "charting:edit_access_site": [*_names(EditAccessSiteForm, "siteedit"), "site"],
     "charting:document_em_service": [*_names(EmNoteForm), "service"],
+    "charting:undo_administration": ["event", "idempotency_key"],
+    "charting:check_access_site": [*_names(SiteCheckForm), "site", "idempotency_key"],
     "coding:accept_line": ["version"],
     "coding:accept_all": ["suggestion", "version"],
     "coding:change_line": _names(ChangeLineForm),
