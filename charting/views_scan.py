@@ -50,9 +50,8 @@ def scan_vial(request: HttpRequest, pk) -> HttpResponse:
         form, status = VialForm(initial=typed | scan.values, administration=adm), 200
         form.scan = {"level": scan.level, "message": scan.message, "warnings": scan.warnings}
     if request.htmx:
-        adm.vial_form = form
-        with timezone.override(adm.encounter.clinic.tz):
-            return _vary(render(request, f"{PAGE}#vial-form", {"adm": adm, "encounter": adm.encounter}))
+        adm.vial_form = form  # the Vials form shows no times: no clinic zone needed
+        return _vary(render(request, f"{PAGE}#vial-form", {"adm": adm, "encounter": adm.encounter}))
     return _render_page(request, _encounter_for(request, adm.encounter_id), status=status, card_forms={("adm", adm.pk): {"vial_form": form}})
 
 

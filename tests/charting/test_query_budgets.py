@@ -76,12 +76,18 @@ REQUESTS = [
     ("entered in error", "stopped", "enter_in_error", {"reason": "Wrong patient's order"}, 39),
     ("edit a site", "stopped", "edit_access_site", {"separate_site_medically_required": "on", "reason": "Vesicant on its own line"}, 31),
     ("E/M note", "stopped", "document_em_service", {"significant_separately_identifiable": "on", "note": "New rash assessed"}, 34),
+    # Issue #8. A vial scan reads the drug card's drug and encounter, the
+    # known NDCs (catalog, charted in this clinic: 2) and renders the Vials
+    # form alone. A wristband check locks the encounter, looks for the same
+    # check just made, inserts the row and renders its latest check.
+    ("scan a vial", "stopped", "scan_vial", {"scan": "0100357894030010172712311" + "0ZZLOT42"}, 99),
+    ("wristband", "stopped", "check_wristband", lambda adm: {"wristband": adm.encounter.patient.mrn}, 99),
 ]
 
 
 def _count(client, encounter, state, name, data) -> int:
     adm = _subject(encounter, state)
-    target = encounter if name in ("encounter", "edit_access_site", "document_em_service") else adm
+    target = encounter if name in ("encounter", "edit_access_site", "document_em_service", "check_wristband") else adm
     if callable(data):
         data = data(adm)
     if name == "edit_access_site":

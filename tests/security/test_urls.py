@@ -34,6 +34,8 @@ NURSE_WRITE = {
     "charting:enter_in_error",  # REC-4: struck, never deleted
     "charting:edit_access_site",  # draft only
     "charting:document_em_service",  # draft only
+    "charting:scan_vial",  # issue #8: fills the Vials form, charts nothing
+    "charting:check_wristband",  # issue #8: records the check (PatientScan)
 }
 CODER_READ = {"coding:queue", "coding:review", "coding:export"}
 CODER_WRITE = {

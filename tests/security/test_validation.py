@@ -69,6 +69,8 @@ FIELDS = {
     "charting:enter_in_error": _names(EnteredInErrorForm),
     "charting:edit_access_site": [*_names(EditAccessSiteForm, "siteedit"), "site"],
     "charting:document_em_service": [*_names(EmNoteForm), "service"],
+    "charting:scan_vial": ["scan", *_names(VialForm)],
+    "charting:check_wristband": ["wristband"],
     "coding:accept_line": ["version"],
     "coding:accept_all": ["suggestion", "version"],
     "coding:change_line": _names(ChangeLineForm),
