@@ -62,9 +62,10 @@ def _edit(adm):
 # entered in error) lock the encounter and the record and refresh the flags
 # (the encounter with its prefetches, the open flags).
 # Re-pinned in issue #5b: the budgets pinned before the audit trail (issue
-# #7) no longer held (the page counted 20 against 14).
+# #7) no longer held (the page counted 20 against 14). Issue #8: the page
+# reads the encounter's latest wristband check with its scanner (+1: 22).
 REQUESTS = [
-    ("encounter page", "not_started", "encounter", None, 21),
+    ("encounter page", "not_started", "encounter", None, 22),
     ("start", "not_started", "start_administration", {}, 24),
     ("pause", "running", "pause_administration", {"reason": "reaction"}, 25),
     ("resume", "paused", "resume_administration", {}, 25),
@@ -76,12 +77,13 @@ REQUESTS = [
     ("entered in error", "stopped", "enter_in_error", {"reason": "Wrong patient's order"}, 39),
     ("edit a site", "stopped", "edit_access_site", {"separate_site_medically_required": "on", "reason": "Vesicant on its own line"}, 31),
     ("E/M note", "stopped", "document_em_service", {"significant_separately_identifiable": "on", "note": "New rash assessed"}, 34),
-    # Issue #8. A vial scan reads the drug card's drug and encounter, the
-    # known NDCs (catalog, charted in this clinic: 2) and renders the Vials
-    # form alone. A wristband check locks the encounter, looks for the same
-    # check just made, inserts the row and renders its latest check.
-    ("scan a vial", "stopped", "scan_vial", {"scan": "0100357894030010172712311" + "0ZZLOT42"}, 99),
-    ("wristband", "stopped", "check_wristband", lambda adm: {"wristband": adm.encounter.patient.mrn}, 99),
+    # Issue #8, beyond the request's own queries: a vial scan reads the drug
+    # with its encounter and the known NDCs (catalog, charted in this clinic)
+    # and renders the Vials form alone; a wristband check reads the
+    # encounter, locks it with its patient (service savepoint), looks for the
+    # same check just made, inserts the row and renders the latest check.
+    ("scan a vial", "stopped", "scan_vial", {"scan": "01003578940300101727123110ZZLOT42"}, 13),
+    ("wristband", "stopped", "check_wristband", lambda adm: {"wristband": adm.encounter.patient.mrn}, 17),
 ]
 
 
