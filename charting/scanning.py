@@ -98,7 +98,7 @@ def read_vial_scan(adm: Administration, *, text: str) -> VialScan:
     try:
         refuse_expired_lot(product.expiry, date_of_service=adm.encounter.date_of_service)
     except ChartingError as exc:
-        raise ChartingError(f"{exc.message} (Read {shown(product.read)}.) Nothing was filled.", field="scan") from exc
+        raise ChartingError(f"{exc.message} Read {shown(product.read)}; nothing was filled.", field="scan") from exc
 
     own, other = _known_ndcs(adm, product.ndc10)
     ndc = resolve_ndc(product.ndc10, own)

@@ -123,7 +123,7 @@ def test_an_expired_lot_is_refused_at_the_scan(adm, expiry, refused):
         return
     with pytest.raises(ChartingError) as exc:
         scanning.read_vial_scan(adm, text=gs1(expiry=expiry))
-    assert "before the date of service (2026-03-10): do not use it" in exc.value.message and "Nothing was filled" in exc.value.message
+    assert "before the date of service (2026-03-10): do not use it" in exc.value.message and "nothing was filled" in exc.value.message
 
 
 def test_a_typed_expired_lot_is_refused_on_save(adm):
