@@ -50,6 +50,10 @@ SEPARATORS = ("\x1d", "|", "^")
 CONFIG = biip.ParseConfig(separator_chars=SEPARATORS)
 # A GS1 DataMatrix on a vial carries well under this; longer is not a scan.
 MAX_SCAN_LENGTH = 200
+# biip raises ParseError for what it refuses, but not always: "]" alone (a
+# cut-off symbology identifier) raises IndexError in biip 5.2.0 (found by
+# the hypothesis test). Any of these is "could not read this scan".
+BIIP_ERRORS = (ParseError, ValueError, IndexError, KeyError)
 _SYMBOLOGY_ID = re.compile(r"^\][A-Za-z][0-9A-Za-z]")
 _PRINTABLE = re.compile(r"^[\x1d\x20-\x7e]*$")
 
@@ -144,8 +148,8 @@ def read_product_barcode(text: str) -> ProductScan:
         else:
             result = biip.parse(value, config=CONFIG)
             message = result.gs1_message
-    except ParseError as exc:
-        raise BarcodeError(f"Could not read {shown(value)!r} as a GS1 barcode: {exc}") from exc
+    except BIIP_ERRORS as exc:
+        raise BarcodeError(f"Could not read {shown(value)!r} as a GS1 barcode: {exc or 'incomplete'}") from exc
 
     digits_only = _SYMBOLOGY_ID.sub("", value)
     if result is not None and digits_only.isdigit() and len(digits_only) in (12, 13, 14):

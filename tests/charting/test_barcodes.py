@@ -8,6 +8,8 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from charting.barcodes import (
     BarcodeError,
@@ -164,3 +166,23 @@ def test_the_module_is_pure():
     """No Django imported by reading barcodes (like the coding engine)."""
     code = "import sys, charting.barcodes; assert not [m for m in sys.modules if m.startswith('django')], 'django imported'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]))
+
+
+GS1_ALPHABET = "0123456789()ABCDEFGHIJKLMNOPQRSTUVWXYZabcz-./ |^]\x1d"
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.text(max_size=60), st.text(alphabet=GS1_ALPHABET, max_size=60), st.from_regex(r"\A(01|17|10|21|8018|\(01\)|\(17\)|\(10\))[0-9A-Z\x1d()]{0,40}\Z")))
+def test_any_text_reads_or_is_refused_with_a_message(text):
+    """Whatever a scanner or a person types: a ProductScan, or BarcodeError
+    with a message; never another exception (VAL-1)."""
+    try:
+        scan = read_product_barcode(text)
+    except BarcodeError as exc:
+        assert exc.message
+    else:
+        assert len(scan.gtin) == 14 and scan.gtin.startswith("003") and len(scan.ndc10) == 10
+    try:
+        assert read_wristband(text)
+    except BarcodeError as exc:
+        assert exc.message
