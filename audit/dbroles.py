@@ -46,6 +46,8 @@ NO_DELETE_TABLES = (
     "coding_documentationquery",
     "coding_exportlog",
     "reports_exportlog",
+    # Wristband checks at the chair (issue 8), failed ones included.
+    "charting_patientscan",
 )
 
 CREATE_ROLE = f"""

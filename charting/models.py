@@ -266,6 +266,11 @@ class Encounter(models.Model):
     def is_signed(self) -> bool:
         return self.status == self.Status.SIGNED
 
+    @property
+    def last_patient_scan(self) -> "PatientScan | None":
+        """The latest wristband check of this encounter, with who scanned (one query)."""
+        return self.patient_scans.select_related("scanned_by").order_by("-scanned_at", "-pk").first()
+
 
 @pghistory.track()
 class AccessSite(models.Model):
@@ -1133,3 +1138,50 @@ class Amendment(models.Model):
     @property
     def display_new(self) -> str:
         return self._display(self.new_value)
+
+
+# --- the patient's wristband, checked at the chair (issue #8, BCMA) ------------------
+
+
+class PatientScanResult(models.TextChoices):
+    CONFIRMED = "confirmed", "Patient confirmed"
+    MISMATCH = "mismatch", "Wristband did not match"
+
+
+@pghistory.track()
+class PatientScan(models.Model):
+    """One check of the patient's wristband against the encounter's patient:
+    who scanned, when (UTC), and whether the MRN matched. Failed checks are
+    kept too (a wrong-patient near miss is worth an audit). The scanned text
+    itself is never stored: on a mismatch it is another patient's MRN.
+
+    Append-only: `charting.scanning.check_wristband` inserts, nothing updates;
+    the trigger freezes the rows of a signed encounter like its other
+    clinical rows (REC-1)."""
+
+    encounter = models.ForeignKey(Encounter, on_delete=models.PROTECT, related_name="patient_scans")
+    result = models.CharField(max_length=10, choices=PatientScanResult.choices)
+    scanned_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    scanned_at = models.DateTimeField(help_text="Server time of the scan (UTC).")
+
+    class Meta:
+        ordering = ["scanned_at", "pk"]
+        # The encounter page reads the latest scan of one encounter.
+        indexes = [models.Index(fields=["encounter", "-scanned_at"], name="patient_scan_latest")]
+        constraints = [
+            models.CheckConstraint(condition=Q(result__in=PatientScanResult.values), name="patient_scan_result_valid", violation_error_message="Unknown wristband check result."),
+        ]
+        triggers = [
+            _frozen_trigger(
+                "patient_scan_signed_frozen",
+                ("encounter_id", "result", "scanned_by_id", "scanned_at"),
+                "EXISTS (SELECT 1 FROM charting_encounter e WHERE e.id = OLD.encounter_id AND e.status = 'signed')",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_result_display()} at {self.scanned_at:%Y-%m-%d %H:%M}Z"
+
+    @property
+    def confirmed(self) -> bool:
+        return self.result == PatientScanResult.CONFIRMED

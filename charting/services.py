@@ -525,6 +525,17 @@ def _clear_waste(adm: Administration) -> bool:
     return True
 
 
+def refuse_expired_lot(expiry: dt.date | None, *, date_of_service: dt.date) -> None:
+    """Refuse a lot whose expiry date is before the date of service (the
+    clinic's local date, `Encounter.date_of_service`): ChartingError on
+    field "expiry". A lot expiring ON the date of service may still be used
+    (it expires at the end of that day); no expiry given, nothing to check.
+    Typed (record_vials) and scanned (charting.scanning) expiries both go
+    through here."""
+    if expiry is not None and expiry < date_of_service:
+        raise ChartingError(f"This lot expired on {expiry.isoformat()}, before the date of service ({date_of_service.isoformat()}): do not use it.", field="expiry")
+
+
 @transaction.atomic
 def record_vials(
     adm: Administration,
@@ -565,8 +576,7 @@ def record_vials(
     _check_amount(size_value, size_unit, what="container size", field="size_value", unit_field="size_unit", minimum=MIN_DOSE)
     if count is None or not (1 <= count <= MAX_VIALS):
         raise ChartingError(f"Give how many containers were opened (1 to {MAX_VIALS}).", field="count")
-    if expiry is not None and expiry < adm.encounter.date_of_service:
-        raise ChartingError(f"This lot expired on {expiry.isoformat()}, before the date of service: do not use it.", field="expiry")
+    refuse_expired_lot(expiry, date_of_service=adm.encounter.date_of_service)
     if adm.dose_value is not None and adm.dose_unit and convert(size_value, size_unit, adm.dose_unit) is None:
         raise ChartingError(f"Give the size in a unit the dose ({adm.dose_unit}) converts from, so the waste can be worked out.", field="size_unit")
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import views, views_scan
 
 app_name = "charting"
 
@@ -25,6 +25,9 @@ urlpatterns = [
     path("administrations/<uuid:pk>/vials/", views.record_vials, name="record_vials"),
     path("administrations/<uuid:pk>/waste/", views.confirm_waste, name="confirm_waste"),
     path("administrations/<uuid:pk>/vials/remove/", views.remove_vials, name="remove_vials"),
+    # Barcode scanning (issue #8): a scan fills the Vials form; the wristband confirms the patient.
+    path("administrations/<uuid:pk>/vials/scan/", views_scan.scan_vial, name="scan_vial"),
+    path("encounters/<uuid:pk>/wristband/", views_scan.check_wristband, name="check_wristband"),
     path("administrations/<uuid:pk>/amend/", views.amend_administration, name="amend_administration"),
     path("administrations/<uuid:pk>/edit/", views.edit_administration, name="edit_administration"),
     path("administrations/<uuid:pk>/entered-in-error/", views.enter_in_error, name="enter_in_error"),

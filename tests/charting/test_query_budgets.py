@@ -63,9 +63,10 @@ def _edit(adm):
 # entered in error) lock the encounter and the record and refresh the flags
 # (the encounter with its prefetches, the open flags).
 # Re-pinned in issue #5b: the budgets pinned before the audit trail (issue
-# #7) no longer held (the page counted 20 against 14).
+# #7) no longer held (the page counted 20 against 14). Issue #8: the page
+# reads the encounter's latest wristband check with its scanner (+1: 22).
 REQUESTS = [
-    ("encounter page", "not_started", "encounter", None, 22),  # issue #8: +1, the access sites' checks
+    ("encounter page", "not_started", "encounter", None, 23),  # issue #8: +1 the access sites' checks, +1 the latest wristband check
     ("start", "not_started", "start_administration", {}, 24),
     ("pause", "running", "pause_administration", {"reason": "reaction"}, 25),
     ("resume", "paused", "resume_administration", {}, 25),
@@ -83,12 +84,19 @@ REQUESTS = [
     # site card reads its checks.
     ("start with a key", "not_started", "start_administration", lambda adm: {"idempotency_key": str(uuid.uuid4())}, 28),
     ("site check", "stopped", "check_access_site", lambda adm: {"finding": "patent", "idempotency_key": str(uuid.uuid4())}, 28),
+    # Issue #8, beyond the request's own queries: a vial scan reads the drug
+    # with its encounter and the known NDCs (catalog, charted in this clinic)
+    # and renders the Vials form alone; a wristband check reads the
+    # encounter, locks it with its patient (service savepoint), looks for the
+    # same check just made, inserts the row and renders the latest check.
+    ("scan a vial", "stopped", "scan_vial", {"scan": "01003578940300101727123110ZZLOT42"}, 13),
+    ("wristband", "stopped", "check_wristband", lambda adm: {"wristband": adm.encounter.patient.mrn}, 17),
 ]
 
 
 def _count(client, encounter, state, name, data) -> int:
     adm = _subject(encounter, state)
-    target = encounter if name in ("encounter", "edit_access_site", "document_em_service", "check_access_site") else adm
+    target = encounter if name in ("encounter", "edit_access_site", "document_em_service", "check_access_site", "check_wristband") else adm
     if callable(data):
         data = data(adm)
     if name in ("edit_access_site", "check_access_site"):

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db
 
 # Tables whose rows are patient data (or point at a patient): reading any of
 # them in a request makes the request a PHI request.
-PHI_TABLES = re.compile(r'"(charting_(patient|encounter|administration|accesssite|accesssitecheck|pause|vialuse|timecorrection|otherservice|documentationflag)|coding_(suggestion|suggestedline)|charting_\w+event)"')
+PHI_TABLES = re.compile(r'"(charting_(patient|encounter|administration|accesssite|accesssitecheck|pause|vialuse|timecorrection|otherservice|documentationflag|patientscan)|coding_(suggestion|suggestedline)|charting_\w+event)"')
 
 # For each tagged application URL: which fixture's object its id names, and who may call it.
 SUBJECT = {
@@ -47,6 +47,9 @@ SUBJECT = {
     "charting:document_em_service": ("encounter", "nurse"),
     "charting:undo_administration": ("adm", "nurse"),
     "charting:check_access_site": ("encounter", "nurse"),
+    # barcode scanning (issue 8)
+    "charting:scan_vial": ("adm", "nurse"),
+    "charting:check_wristband": ("encounter", "nurse"),
     "coding:queue": (None, "coder"),
     "coding:review": ("signed_encounter", "coder"),
     "coding:accept_all": ("signed_encounter", "coder"),

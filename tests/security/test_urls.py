@@ -36,6 +36,8 @@ NURSE_WRITE = {
     "charting:document_em_service",  # draft only
     "charting:undo_administration",  # within CHAIRSIDE_UNDO_SECONDS of the tap
     "charting:check_access_site",  # draft only
+    "charting:scan_vial",  # issue #8: fills the Vials form, charts nothing
+    "charting:check_wristband",  # issue #8: records the check (PatientScan)
 }
 CODER_READ = {"coding:queue", "coding:review", "coding:export"}
 CODER_WRITE = {

@@ -72,6 +72,8 @@ FIELDS = {
     "charting:document_em_service": [*_names(EmNoteForm), "service"],
     "charting:undo_administration": ["event", "idempotency_key"],
     "charting:check_access_site": [*_names(SiteCheckForm), "site", "idempotency_key"],
+    "charting:scan_vial": ["scan", *_names(VialForm)],
+    "charting:check_wristband": ["wristband"],
     "coding:accept_line": ["version"],
     "coding:accept_all": ["suggestion", "version"],
     "coding:change_line": _names(ChangeLineForm),
