@@ -263,7 +263,8 @@ def test_coder_and_admin_pages_have_no_serious_violations(live_server, page_fact
 def test_keyboard_tab_reaches_start_and_enter_starts_the_drug(live_server, page_factory, clinic, nurse):
     """Tab from the top of the chart reaches the not-started drug's Start
     button, which shows where the focus is (an outline or a focus ring), and
-    Enter starts the drug (htmx swaps the card)."""
+    Enter starts the drug (htmx swaps the card); the focus stays on the new
+    card, and the next Tab reaches its Pause reason."""
     _seed_reasons()
     encounter = _today_chart(clinic, nurse)
     page = page_factory(TABLET)
@@ -282,9 +283,17 @@ def test_keyboard_tab_reaches_start_and_enter_starts_the_drug(live_server, page_
     ring = start.evaluate("el => { const s = getComputedStyle(el); return {outline: s.outlineStyle, width: s.outlineWidth, shadow: s.boxShadow}; }")
     assert (ring["outline"] != "none" and ring["width"] != "0px") or ring["shadow"] != "none", ring
     page.keyboard.press("Enter")
-    page.wait_for_selector('[data-testid="administration-dexamethasone"][data-state="running"]')
+    card = '[data-testid="administration-dexamethasone"]'
+    page.wait_for_selector(f'{card}[data-state="running"]')
     adm = Administration.objects.get(encounter=encounter, drug__name="dexamethasone")
     assert adm.started_at is not None
+    # The Start button went with the old card: the focus stays on the new one
+    # (static/js/chart.js), and Tab goes on to its controls, not to the top of the page.
+    in_card = f"() => document.activeElement.closest('{card}') !== null"
+    page.wait_for_function(in_card)
+    page.keyboard.press("Tab")
+    assert page.evaluate(in_card)
+    assert page.evaluate("document.activeElement.dataset.testid") == "pause-reason-dexamethasone"
     assert errors == []
 
 
