@@ -76,13 +76,13 @@ REQUESTS = [
     ("waste", "stopped", "confirm_waste", {"none": "on", "wasted_unit": "mg"}, 25),
     ("edit a drug", "stopped", "edit_administration", _edit, 41),
     ("entered in error", "stopped", "enter_in_error", {"reason": "Wrong patient's order"}, 39),
-    ("edit a site", "stopped", "edit_access_site", {"separate_site_medically_required": "on", "reason": "Vesicant on its own line"}, 31),
+    ("edit a site", "stopped", "edit_access_site", {"separate_site_medically_required": "on", "reason": "Vesicant on its own line"}, 36),  # issue #8: +5, the re-rendered site card reads its checks, the clinic's check interval and renders the check form with its key
     ("E/M note", "stopped", "document_em_service", {"significant_separately_identifiable": "on", "note": "New rash assessed"}, 34),
     # Issue #8: a tap with its idempotency key also inserts the key in a
     # savepoint and stores the record it wrote (4); a site check reads the
     # site, locks the encounter, writes the check and its audit row, and the
     # site card reads its checks.
-    ("start with a key", "not_started", "start_administration", lambda adm: {"idempotency_key": str(uuid.uuid4())}, 28),
+    ("start with a key", "not_started", "start_administration", lambda adm: {"idempotency_key": str(uuid.uuid4())}, 30),
     ("site check", "stopped", "check_access_site", lambda adm: {"finding": "patent", "idempotency_key": str(uuid.uuid4())}, 28),
     # Issue #8, beyond the request's own queries: a vial scan reads the drug
     # with its encounter and the known NDCs (catalog, charted in this clinic)
