@@ -46,6 +46,10 @@ NO_DELETE_TABLES = (
     "coding_documentationquery",
     "coding_exportlog",
     "reports_exportlog",
+    # Vitals and infusion reactions (issue #8): struck as entered in error.
+    "charting_vitalsigns",
+    "charting_reaction",
+    "charting_reactionadministration",
 )
 
 CREATE_ROLE = f"""

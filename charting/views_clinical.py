@@ -12,12 +12,14 @@ too, reloads the page (HX-Redirect for htmx, a redirect without it).
 from __future__ import annotations
 
 from django.contrib import messages
+from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from audit.phi import phi
 from audit.services import subject
@@ -26,7 +28,7 @@ from infusion_site.roles import NURSE, role_required
 from . import clinical, views
 from .forms import EditAdministrationForm
 from .forms_clinical import DosingForm, ReactionForm, VitalsForm
-from .models import Administration, DosingBasis, Encounter, Reaction, VitalSigns
+from .models import Administration, DosingBasis, Encounter, Reaction, ReactionAdministration, VitalSigns
 from .services import ChartingError, SignedEncounterError
 
 VITALS = "charting/_vitals.html"
@@ -40,8 +42,8 @@ DOSING = "charting/_dosing.html"
 def clinical_context(encounter: Encounter, administrations: list[Administration], *, vitals_form=None, reaction_form=None, notice: str = "") -> dict:
     """The `clinical` context of the encounter page's vitals, reactions and
     dosing panels, from the page's own list of administrations: three
-    queries whatever the number of rows (the vitals; the reactions and their
-    drug links with the drug)."""
+    queries whatever the number of rows (the vitals; the reactions; their
+    drug links with the drug and the pause)."""
     vitals = list(VitalSigns.objects.filter(encounter=encounter).select_related("recorded_by", "entered_in_error_by"))
     return {
         "clinical": {
@@ -56,7 +58,8 @@ def clinical_context(encounter: Encounter, administrations: list[Administration]
 
 
 def _reactions(encounter: Encounter) -> list[Reaction]:
-    return list(Reaction.objects.filter(encounter=encounter).select_related("recorded_by", "entered_in_error_by").prefetch_related("links__administration__drug", "links__pause"))
+    links = Prefetch("links", queryset=ReactionAdministration.objects.select_related("administration__drug", "pause").order_by("pk"))
+    return list(Reaction.objects.filter(encounter=encounter).select_related("recorded_by", "entered_in_error_by").prefetch_related(links))
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -177,7 +180,7 @@ def record_reaction(request: HttpRequest, pk) -> HttpResponse:
             else:
                 messages.success(request, reaction.notice)
                 url = _anchor(encounter, "reactions")
-                return views.HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+                return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
     if request.htmx:
         return _section(request, f"{REACTIONS}#reactions", encounter, {"clinical": {"reactions": _reactions(encounter), "reaction_form": form}})
     return _page_with(request, encounter, 400, reaction_form=form)
@@ -198,7 +201,7 @@ def strike_reaction(request: HttpRequest, pk) -> HttpResponse:
         return views._signed_conflict(request, encounter.pk, exc)
     messages.info(request, reaction.notice)
     url = _anchor(encounter, "reactions")
-    return views.HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 
 # --- dosing help ----------------------------------------------------------------------------

@@ -76,21 +76,32 @@ REQUESTS = [
     ("entered in error", "stopped", "enter_in_error", {"reason": "Wrong patient's order"}, 39),
     ("edit a site", "stopped", "edit_access_site", {"separate_site_medically_required": "on", "reason": "Vesicant on its own line"}, 31),
     ("E/M note", "stopped", "document_em_service", {"significant_separately_identifiable": "on", "note": "New rash assessed"}, 34),
+    # Issue #8. Vitals: the encounter, its lock, the form's token, the insert
+    # and the section's vitals and reactions (with their drug links).
+    ("record vitals", "running", "record_vitals", {"vitals-systolic_mmhg": "120", "vitals-diastolic_mmhg": "80", "vitals-weight_kg": "73"}, 99),
+    # A reaction: the drugs offered, the lock, the drug, the pause service
+    # (its own locks and insert), the reaction and its links; HX-Redirect.
+    ("record a reaction", "running", "record_reaction", lambda adm: {"reaction-grade": "2", "reaction-symptoms": "flushing", "reaction-outcome": "ongoing", "reaction-administrations": str(adm.pk)}, 99),
+    # Dosing help computes: the drug with its encounter, no write.
+    ("dosing help", "running", "dosing_help", ("GET", {"weight_kg": "73", "mg_per_kg": "5"}), 99),
 ]
 
 
 def _count(client, encounter, state, name, data) -> int:
     adm = _subject(encounter, state)
-    target = encounter if name in ("encounter", "edit_access_site", "document_em_service") else adm
+    target = encounter if name in ("encounter", "edit_access_site", "document_em_service", "record_vitals", "record_reaction") else adm
     if callable(data):
         data = data(adm)
+    query = None
+    if isinstance(data, tuple):  # ("GET", params): a GET with a query string
+        query, data = data[1], None
     if name == "edit_access_site":
         data = {**data, "site": adm.access_site_id}
     if name == "document_em_service":
         data = {**data, "service": encounter.other_services.create(kind="em_visit", level="99213").pk}
     path = reverse(f"charting:{name}", kwargs={"pk": target.pk})
     with CaptureQueriesContext(connection) as queries:
-        response = client.get(path) if data is None else client.post(path, data, **HTMX)
+        response = (client.get(path, query, **HTMX) if query else client.get(path)) if data is None else client.post(path, data, **HTMX)
     assert response.status_code == 200, (name, response.status_code, response.content[:300])
     body = response.content.decode()
     # No refusal on the card and no field error (the card itself says "entered in error").

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db
 
 # Tables whose rows are patient data (or point at a patient): reading any of
 # them in a request makes the request a PHI request.
-PHI_TABLES = re.compile(r'"(charting_(patient|encounter|administration|accesssite|pause|vialuse|timecorrection|otherservice|documentationflag)|coding_(suggestion|suggestedline)|charting_\w+event)"')
+PHI_TABLES = re.compile(r'"(charting_(patient|encounter|administration|accesssite|pause|vialuse|timecorrection|otherservice|documentationflag|vitalsigns|reaction|reactionadministration)|coding_(suggestion|suggestedline)|charting_\w+event)"')
 
 # For each tagged application URL: which fixture's object its id names, and who may call it.
 SUBJECT = {
@@ -45,6 +45,12 @@ SUBJECT = {
     "charting:enter_in_error": ("adm", "nurse"),
     "charting:edit_access_site": ("encounter", "nurse"),
     "charting:document_em_service": ("encounter", "nurse"),
+    # vitals, reactions, dosing help (issue 8)
+    "charting:record_vitals": ("encounter", "nurse"),
+    "charting:strike_vitals": ("encounter", "nurse"),
+    "charting:record_reaction": ("encounter", "nurse"),
+    "charting:strike_reaction": ("encounter", "nurse"),
+    "charting:dosing_help": ("adm", "nurse"),
     "coding:queue": (None, "coder"),
     "coding:review": ("signed_encounter", "coder"),
     "coding:accept_all": ("signed_encounter", "coder"),

@@ -14,7 +14,7 @@ from django.urls import NoReverseMatch, URLPattern, URLResolver, get_resolver, r
 
 pytestmark = pytest.mark.django_db
 
-NURSE_READ = {"charting:worklist", "charting:encounter"}
+NURSE_READ = {"charting:worklist", "charting:encounter", "charting:dosing_help"}  # dosing help computes, never saves
 NURSE_WRITE = {
     "charting:open_encounter",
     "charting:add_access_site",
@@ -34,6 +34,10 @@ NURSE_WRITE = {
     "charting:enter_in_error",  # REC-4: struck, never deleted
     "charting:edit_access_site",  # draft only
     "charting:document_em_service",  # draft only
+    "charting:record_vitals",  # issue #8: draft only
+    "charting:strike_vitals",  # REC-4: struck, never deleted
+    "charting:record_reaction",  # pauses the related running drugs
+    "charting:strike_reaction",
 }
 CODER_READ = {"coding:queue", "coding:review", "coding:export"}
 CODER_WRITE = {

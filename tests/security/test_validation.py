@@ -36,6 +36,7 @@ from charting.forms import (
     VialForm,
     WasteForm,
 )
+from charting.forms_clinical import ReactionForm, VitalsForm
 from charting.models import Administration, VialUse
 from coding.forms import AddLineForm, ChangeLineForm, DeleteLineForm, ExportForm, QueryForm, VersionForm
 from tests.factories import PASSWORD, UserFactory, confirmed_device, next_totp
@@ -69,6 +70,10 @@ FIELDS = {
     "charting:enter_in_error": _names(EnteredInErrorForm),
     "charting:edit_access_site": [*_names(EditAccessSiteForm, "siteedit"), "site"],
     "charting:document_em_service": [*_names(EmNoteForm), "service"],
+    "charting:record_vitals": _names(VitalsForm, "vitals"),
+    "charting:strike_vitals": ["vitals", "reason"],
+    "charting:record_reaction": _names(ReactionForm, "reaction"),
+    "charting:strike_reaction": ["reaction", "reason"],
     "coding:accept_line": ["version"],
     "coding:accept_all": ["suggestion", "version"],
     "coding:change_line": _names(ChangeLineForm),
