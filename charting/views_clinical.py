@@ -25,7 +25,7 @@ from audit.phi import phi
 from audit.services import subject
 from infusion_site.roles import NURSE, role_required
 
-from . import clinical, views
+from . import clinical, services, views
 from .forms import EditAdministrationForm
 from .forms_clinical import DosingForm, ReactionForm, VitalsForm
 from .models import Administration, DosingBasis, Encounter, Reaction, ReactionAdministration, VitalSigns
@@ -71,6 +71,13 @@ def _encounter(request, pk) -> Encounter:
     return encounter
 
 
+def _signed(request, encounter: Encounter) -> HttpResponse | None:
+    """409 before reading the form on a signed encounter (the services refuse too)."""
+    if encounter.is_signed:
+        return views._signed_conflict(request, encounter.pk, services.signed_encounter_error(encounter))
+    return None
+
+
 def _page_with(request, encounter: Encounter, status: int, **forms) -> HttpResponse:
     return views._render_page(request, views._encounter_for(request, encounter.pk), status=status, clinical_forms=forms)
 
@@ -100,6 +107,8 @@ def _posted_row(model, request, encounter: Encounter, name: str):
 def record_vitals(request: HttpRequest, pk) -> HttpResponse:
     """The Vitals form: any measures (at least one), optionally the time they were taken and why."""
     encounter = _encounter(request, pk)
+    if (conflict := _signed(request, encounter)) is not None:
+        return conflict
     with timezone.override(encounter.clinic.tz):
         form = VitalsForm(request.POST)
         if form.is_valid():
@@ -126,6 +135,8 @@ def record_vitals(request: HttpRequest, pk) -> HttpResponse:
 def strike_vitals(request: HttpRequest, pk) -> HttpResponse:
     """A vitals row's "entered in error" button (POST `vitals` = its id, `reason`)."""
     encounter = _encounter(request, pk)
+    if (conflict := _signed(request, encounter)) is not None:
+        return conflict
     vitals = _posted_row(VitalSigns, request, encounter, "vitals")
     if vitals is None:
         return views._not_in_encounter(request, encounter.pk, "set of vitals")
@@ -153,6 +164,8 @@ def record_reaction(request: HttpRequest, pk) -> HttpResponse:
     """The Reaction form. Saving pauses the related running drugs in the same
     transaction, so the page is reloaded (the drug cards changed)."""
     encounter = _encounter(request, pk)
+    if (conflict := _signed(request, encounter)) is not None:
+        return conflict
     with timezone.override(encounter.clinic.tz):
         form = ReactionForm(request.POST, administrations=_reaction_drugs(encounter))
         if form.is_valid():
@@ -192,6 +205,8 @@ def record_reaction(request: HttpRequest, pk) -> HttpResponse:
 def strike_reaction(request: HttpRequest, pk) -> HttpResponse:
     """A reaction's "entered in error" button (POST `reaction` = its id, `reason`)."""
     encounter = _encounter(request, pk)
+    if (conflict := _signed(request, encounter)) is not None:
+        return conflict
     reaction = _posted_row(Reaction, request, encounter, "reaction")
     if reaction is None:
         return views._not_in_encounter(request, encounter.pk, "reaction")
