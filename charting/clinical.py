@@ -277,6 +277,28 @@ def record_reaction(
 
 
 @transaction.atomic
+def set_reaction_outcome(reaction: Reaction, *, outcome: str, actor: Any) -> Reaction:
+    """Chart how a reaction ended (resolved, ongoing, transferred to ED) on
+    a DRAFT encounter; the earlier value stays in the row's history. The
+    same outcome again is a no-op (`notice`). ChartingError(field="outcome")
+    for an unknown one; refused for a struck reaction."""
+    encounter = _locked_encounter(reaction.encounter_id)
+    reaction = Reaction.objects.select_for_update().get(pk=reaction.pk)
+    if outcome not in ReactionOutcome.values:
+        raise ChartingError("Pick the outcome.", field="outcome")
+    if reaction.entered_in_error_at is not None:
+        raise ChartingError("This reaction was struck as entered in error.")
+    if reaction.outcome == outcome:
+        reaction.notice = f"The outcome is already “{reaction.get_outcome_display()}”."
+        return reaction
+    previous, reaction.outcome = reaction.outcome, outcome
+    reaction.save(update_fields=["outcome"])
+    _audit("charting.reaction.outcome_changed", reaction, encounter, actor, old=previous, new=outcome)
+    reaction.notice = f"Outcome: {reaction.get_outcome_display()}."
+    return reaction
+
+
+@transaction.atomic
 def strike_reaction(reaction: Reaction, *, reason: str, actor: Any) -> Reaction:
     """Strike a reaction charted by mistake (REC-4), on a draft only. The
     pause it opened stays (the drug was not running): Resume ends it."""

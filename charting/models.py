@@ -1251,6 +1251,8 @@ class Reaction(models.Model):
     objects = models.Manager()
     charted = ChartedManager()
 
+    OUTCOME_CHOICES = ReactionOutcome.choices
+
     class Meta:
         ordering = ["-onset_at", "-pk"]
         constraints = [

@@ -19,6 +19,7 @@ urlpatterns = [
     path("encounters/<uuid:pk>/vitals/", views_clinical.record_vitals, name="record_vitals"),
     path("encounters/<uuid:pk>/vitals/entered-in-error/", views_clinical.strike_vitals, name="strike_vitals"),
     path("encounters/<uuid:pk>/reactions/", views_clinical.record_reaction, name="record_reaction"),
+    path("encounters/<uuid:pk>/reactions/outcome/", views_clinical.reaction_outcome, name="reaction_outcome"),
     path("encounters/<uuid:pk>/reactions/entered-in-error/", views_clinical.strike_reaction, name="strike_reaction"),
     path("administrations/<uuid:pk>/dosing/", views_clinical.dosing_help, name="dosing_help"),
     path("administrations/<uuid:pk>/start/", views.administration_action, {"action": "start"}, name="start_administration"),

@@ -200,6 +200,31 @@ def record_reaction(request: HttpRequest, pk) -> HttpResponse:
 
 
 @require_POST
+@phi("charting.reaction.outcome", object_type="charting.encounter", id_kwarg="pk")
+@role_required(NURSE)
+def reaction_outcome(request: HttpRequest, pk) -> HttpResponse:
+    """A reaction's Outcome form (POST `reaction` = its id, `outcome`)."""
+    encounter = _encounter(request, pk)
+    if (conflict := _signed(request, encounter)) is not None:
+        return conflict
+    reaction = _posted_row(Reaction, request, encounter, "reaction")
+    if reaction is None:
+        return views._not_in_encounter(request, encounter.pk, "reaction")
+    try:
+        reaction = clinical.set_reaction_outcome(reaction, outcome=request.POST.get("outcome", ""), actor=request.user)
+        notice, error = reaction.notice, ""
+    except SignedEncounterError as exc:
+        return views._signed_conflict(request, encounter.pk, exc)
+    except ChartingError as exc:
+        notice, error = "", exc.message
+    if not request.htmx:
+        messages.error(request, error) if error else messages.info(request, notice)
+        return redirect(_anchor(encounter, "reactions"))
+    context = {"reactions": _reactions(encounter), "reaction_form": ReactionForm(administrations=_reaction_drugs(encounter)), "notice": notice, "error": error}
+    return _section(request, f"{REACTIONS}#reactions", encounter, {"clinical": context})
+
+
+@require_POST
 @phi("charting.reaction.entered_in_error", object_type="charting.encounter", id_kwarg="pk")
 @role_required(NURSE)
 def strike_reaction(request: HttpRequest, pk) -> HttpResponse:

@@ -295,6 +295,21 @@ def test_a_reaction_entered_in_error_is_struck_and_its_pause_stays(nurse_client,
     assert Pause.objects.get().resumed_at is None
 
 
+def test_the_outcome_is_updated_later_and_kept_in_history(nurse_client, nurse, encounter, running):
+    from charting.models import ReactionEvent
+
+    reaction = clinical.record_reaction(encounter, administrations=[running], grade=2, symptoms=["flushing"], actor=nurse)
+    url = reverse("charting:reaction_outcome", kwargs={"pk": encounter.pk})
+    response = nurse_client.post(url, {"reaction": reaction.pk, "outcome": "resolved"}, **HTMX)
+    assert response.status_code == 200 and "Outcome: Resolved." in response.content.decode()
+    reaction.refresh_from_db()
+    assert reaction.outcome == "resolved"
+    assert list(ReactionEvent.objects.filter(pgh_obj_id=reaction.pk).order_by("pgh_id").values_list("outcome", flat=True)) == ["ongoing", "resolved"]
+    response = nurse_client.post(url, {"reaction": reaction.pk, "outcome": "cured"}, **HTMX)
+    assert "Pick the outcome." in response.content.decode()
+    assert nurse_client.post(url, {"reaction": reaction.pk, "outcome": "resolved"}).status_code == 302
+
+
 # --- signed encounters ----------------------------------------------------------------------------
 
 
@@ -307,6 +322,7 @@ def test_a_signed_encounter_refuses_vitals_and_reactions_with_409(nurse_client, 
         ("charting:strike_vitals", {"vitals": vitals.pk, "reason": "x"}),
         ("charting:record_reaction", reaction_data(running)),
         ("charting:strike_reaction", {"reaction": reaction.pk, "reason": "x"}),
+        ("charting:reaction_outcome", {"reaction": reaction.pk, "outcome": "resolved"}),
     ]
     for name, data in requests:
         for extra in (HTMX, {}):

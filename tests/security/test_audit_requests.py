@@ -50,6 +50,7 @@ SUBJECT = {
     "charting:strike_vitals": ("encounter", "nurse"),
     "charting:record_reaction": ("encounter", "nurse"),
     "charting:strike_reaction": ("encounter", "nurse"),
+    "charting:reaction_outcome": ("encounter", "nurse"),
     "charting:dosing_help": ("adm", "nurse"),
     "coding:queue": (None, "coder"),
     "coding:review": ("signed_encounter", "coder"),

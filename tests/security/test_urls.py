@@ -38,6 +38,7 @@ NURSE_WRITE = {
     "charting:strike_vitals",  # REC-4: struck, never deleted
     "charting:record_reaction",  # pauses the related running drugs
     "charting:strike_reaction",
+    "charting:reaction_outcome",
 }
 CODER_READ = {"coding:queue", "coding:review", "coding:export"}
 CODER_WRITE = {

@@ -74,6 +74,7 @@ FIELDS = {
     "charting:strike_vitals": ["vitals", "reason"],
     "charting:record_reaction": _names(ReactionForm, "reaction"),
     "charting:strike_reaction": ["reaction", "reason"],
+    "charting:reaction_outcome": ["reaction", "outcome"],
     "coding:accept_line": ["version"],
     "coding:accept_all": ["suggestion", "version"],
     "coding:change_line": _names(ChangeLineForm),
