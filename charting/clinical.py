@@ -133,6 +133,31 @@ def record_vitals(
 
 
 @transaction.atomic
+def correct_vitals_time(vitals: VitalSigns, *, new_value: dt.datetime | None, reason: str, actor: Any) -> VitalSigns:
+    """Correct when a set of vitals was taken, on a DRAFT encounter, as the
+    drug times are corrected: `new_value` (aware, not in the future, at most
+    MAX_BACKDATE ago) with a `reason`; the time first charted stays in
+    `taken_at_original` (and the history). ChartingError(field="new_value"
+    / "reason"); refused for struck vitals."""
+    encounter = _locked_encounter(vitals.encounter_id)
+    vitals = VitalSigns.objects.select_for_update().get(pk=vitals.pk)
+    if vitals.entered_in_error_at is not None:
+        raise ChartingError("These vitals were struck as entered in error.")
+    if new_value is None:
+        raise ChartingError("Give the time the vitals were taken.", field="new_value")
+    when, reason = _when(encounter, new_value, reason, field="new_value", reason_field="reason")
+    if when == vitals.taken_at:
+        vitals.notice = "Nothing changed."
+        return vitals
+    original = vitals.taken_at_original or vitals.taken_at
+    old, vitals.taken_at, vitals.taken_at_reason, vitals.taken_at_original = vitals.taken_at, when, reason, original
+    vitals.save(update_fields=["taken_at", "taken_at_reason", "taken_at_original"])
+    _audit("charting.vitals.time_corrected", vitals, encounter, actor, old=old, new=when, reason=reason)
+    vitals.notice = f"Time corrected to {local_hhmm(when, encounter.clinic)}; the original is kept."
+    return vitals
+
+
+@transaction.atomic
 def strike_vitals(vitals: VitalSigns, *, reason: str, actor: Any) -> VitalSigns:
     """Strike a set of vitals charted by mistake (REC-4): kept, crossed out,
     with who, when (server time) and `reason`; on a draft only. A second

@@ -13,6 +13,7 @@ import uuid
 from decimal import Decimal
 
 from django import forms
+from django.utils import timezone
 
 from .forms import LocalDateTimeField
 from .models import VITAL_RANGES, Intervention, ReactionOutcome, Symptom
@@ -63,6 +64,26 @@ class VitalsForm(TokenForm):
 
     def measures(self) -> dict:
         return {name: self.cleaned_data.get(name) for name in VITAL_RANGES}
+
+
+class VitalsTimeForm(forms.Form):
+    """Correct when a set of vitals was taken: which one (by its time), the
+    time and why. The choices come from the list the page loaded."""
+
+    target = forms.ChoiceField(label="Vitals taken at", error_messages={"required": "Pick the vitals to correct.", "invalid_choice": "Pick vitals of this encounter."})
+    new_value = LocalDateTimeField(label="Correct time", error_messages={"required": "Give the time the vitals were taken."})
+    reason = forms.CharField(label="Why", max_length=200, error_messages={"required": "A reason is required."})
+
+    def __init__(self, *args, vitals=(), tz=None, **kwargs):
+        """`vitals`: the encounter's, as loaded; `tz`: the clinic's zone (the times shown)."""
+        kwargs.setdefault("prefix", "vitalstime")
+        super().__init__(*args, **kwargs)
+        self.rows = {str(v.pk): v for v in vitals if not v.is_entered_in_error}
+        self.fields["target"].choices = [("", "—"), *((k, timezone.localtime(v.taken_at, tz).strftime("%H:%M") + (f" ({v.blood_pressure})" if v.blood_pressure else "")) for k, v in self.rows.items())]
+        _testids(self, "vitalstime")
+
+    def clean_target(self):
+        return self.rows[self.cleaned_data["target"]]
 
 
 class ReactionForm(TokenForm):

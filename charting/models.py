@@ -1112,13 +1112,15 @@ class ChartedManager(models.Manager):
 class VitalSigns(models.Model):
     """One set of vital signs. `taken_at` is when they were measured (server
     time of the entry unless the nurse gave an earlier time, with a reason in
-    `taken_at_reason`); `recorded_at` is when the row was entered. At least
+    `taken_at_reason`; a later correction keeps the first value in
+    `taken_at_original`); `recorded_at` is when the row was entered. At least
     one measure; blood pressure is systolic and diastolic together. Units are
     in the field names (mmHg, /min, °C, %, kg); pain is 0-10."""
 
     encounter = models.ForeignKey(Encounter, on_delete=models.PROTECT, related_name="vital_signs")
     taken_at = models.DateTimeField()
     taken_at_reason = models.CharField(max_length=200, blank=True, help_text="Why the time differs from the time of the entry.")
+    taken_at_original = models.DateTimeField(null=True, blank=True, help_text="The time first charted, when it was corrected later.")
     systolic_mmhg = models.PositiveSmallIntegerField("systolic (mmHg)", null=True, blank=True)
     diastolic_mmhg = models.PositiveSmallIntegerField("diastolic (mmHg)", null=True, blank=True)
     pulse_per_min = models.PositiveSmallIntegerField("pulse (/min)", null=True, blank=True)
@@ -1164,7 +1166,7 @@ class VitalSigns(models.Model):
         triggers = [
             _frozen_trigger(
                 "vitals_signed_frozen",
-                ("encounter_id", "taken_at", "taken_at_reason", *VITAL_RANGES, "recorded_by_id", "recorded_at", "entered_in_error_at", "entered_in_error_by_id", "entered_in_error_reason"),
+                ("encounter_id", "taken_at", "taken_at_reason", "taken_at_original", *VITAL_RANGES, "recorded_by_id", "recorded_at", "entered_in_error_at", "entered_in_error_by_id", "entered_in_error_reason"),
                 SIGNED_VIA_ENCOUNTER,
             )
         ]

@@ -17,6 +17,7 @@ urlpatterns = [
     path("encounters/<uuid:pk>/em-note/", views.document_em_service, name="document_em_service"),
     # Vitals, reactions, dosing help (issue #8): charting/views_clinical.py.
     path("encounters/<uuid:pk>/vitals/", views_clinical.record_vitals, name="record_vitals"),
+    path("encounters/<uuid:pk>/vitals/correct-time/", views_clinical.correct_vitals_time, name="correct_vitals_time"),
     path("encounters/<uuid:pk>/vitals/entered-in-error/", views_clinical.strike_vitals, name="strike_vitals"),
     path("encounters/<uuid:pk>/reactions/", views_clinical.record_reaction, name="record_reaction"),
     path("encounters/<uuid:pk>/reactions/outcome/", views_clinical.reaction_outcome, name="reaction_outcome"),

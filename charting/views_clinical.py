@@ -27,7 +27,7 @@ from infusion_site.roles import NURSE, role_required
 
 from . import clinical, services, views
 from .forms import EditAdministrationForm
-from .forms_clinical import DosingForm, ReactionForm, VitalsForm
+from .forms_clinical import DosingForm, ReactionForm, VitalsForm, VitalsTimeForm
 from .models import Administration, DosingBasis, Encounter, Reaction, ReactionAdministration, VitalSigns
 from .services import ChartingError, SignedEncounterError
 
@@ -39,7 +39,7 @@ DOSING = "charting/_dosing.html"
 # --- what the encounter page needs (called once by views._chart_context) -----------
 
 
-def clinical_context(encounter: Encounter, administrations: list[Administration], *, vitals_form=None, reaction_form=None, notice: str = "") -> dict:
+def clinical_context(encounter: Encounter, administrations: list[Administration], *, vitals_form=None, time_form=None, reaction_form=None, notice: str = "") -> dict:
     """The `clinical` context of the encounter page's vitals, reactions and
     dosing panels, from the page's own list of administrations: three
     queries whatever the number of rows (the vitals; the reactions; their
@@ -49,6 +49,7 @@ def clinical_context(encounter: Encounter, administrations: list[Administration]
         "clinical": {
             "vitals": vitals,
             "vitals_form": vitals_form or VitalsForm(),
+            "time_form": time_form or VitalsTimeForm(vitals=vitals, tz=encounter.clinic.tz),
             "latest_weight_kg": next((v.weight_kg for v in vitals if v.weight_kg is not None and not v.is_entered_in_error), None),
             "reactions": _reactions(encounter),
             "reaction_form": reaction_form or ReactionForm(administrations=administrations),
@@ -127,6 +128,34 @@ def record_vitals(request: HttpRequest, pk) -> HttpResponse:
     if request.htmx:
         return _section(request, f"{VITALS}#vitals", encounter, clinical_context(encounter, [], vitals_form=form))
     return _page_with(request, encounter, 400, vitals_form=form)
+
+
+@require_POST
+@phi("charting.vitals.correct_time", object_type="charting.encounter", id_kwarg="pk")
+@role_required(NURSE)
+def correct_vitals_time(request: HttpRequest, pk) -> HttpResponse:
+    """The vitals' Correct a time form: which set, the time, why."""
+    encounter = _encounter(request, pk)
+    if (conflict := _signed(request, encounter)) is not None:
+        return conflict
+    with timezone.override(encounter.clinic.tz):
+        form = VitalsTimeForm(request.POST, vitals=list(VitalSigns.objects.filter(encounter=encounter)), tz=encounter.clinic.tz)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                vitals = clinical.correct_vitals_time(data["target"], new_value=data["new_value"], reason=data["reason"], actor=request.user)
+            except SignedEncounterError as exc:
+                return views._signed_conflict(request, encounter.pk, exc)
+            except ChartingError as exc:
+                views._fail(form, exc)
+            else:
+                if not request.htmx:
+                    messages.success(request, vitals.notice)
+                    return redirect(_anchor(encounter, "vitals"))
+                return _section(request, f"{VITALS}#vitals", encounter, clinical_context(encounter, [], notice=vitals.notice))
+    if request.htmx:
+        return _section(request, f"{VITALS}#vitals", encounter, clinical_context(encounter, [], time_form=form))
+    return _page_with(request, encounter, 400, time_form=form)
 
 
 @require_POST

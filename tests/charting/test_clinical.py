@@ -169,6 +169,23 @@ def test_vitals_taken_earlier_need_a_reason_and_not_the_future(nurse, encounter)
     assert vitals.recorded_at > vitals.taken_at
 
 
+def test_a_vitals_time_is_corrected_with_a_reason_and_the_original_kept(nurse_client, nurse, encounter):
+    vitals = clinical.record_vitals(encounter, measures={"pulse_per_min": 80}, actor=nurse)
+    first = vitals.taken_at
+    url = reverse("charting:correct_vitals_time", kwargs={"pk": encounter.pk})
+    earlier = timezone.localtime(first - dt.timedelta(minutes=15), encounter.clinic.tz).strftime("%Y-%m-%dT%H:%M")
+    response = nurse_client.post(url, {"vitalstime-target": vitals.pk, "vitalstime-new_value": earlier, "vitalstime-reason": ""}, **HTMX)
+    assert "A reason is required." in response.content.decode() and f'value="{earlier}"' in response.content.decode()
+    response = nurse_client.post(url, {"vitalstime-target": vitals.pk, "vitalstime-new_value": earlier, "vitalstime-reason": "Taken in triage"}, **HTMX)
+    assert response.status_code == 200 and "the original is kept" in response.content.decode()
+    vitals.refresh_from_db()
+    assert vitals.taken_at_original == first and vitals.taken_at_reason == "Taken in triage"
+    assert abs((first - vitals.taken_at) - dt.timedelta(minutes=15)) < dt.timedelta(minutes=1)
+    future = timezone.localtime(timezone.now() + dt.timedelta(hours=1), encounter.clinic.tz).strftime("%Y-%m-%dT%H:%M")
+    response = nurse_client.post(url, {"vitalstime-target": vitals.pk, "vitalstime-new_value": future, "vitalstime-reason": "x"})
+    assert response.status_code == 400 and "is in the future" in response.content.decode()
+
+
 def test_a_double_submit_of_the_vitals_form_records_one_row(nurse_client, encounter):
     url = reverse("charting:record_vitals", kwargs={"pk": encounter.pk})
     data = vitals_data()
@@ -323,6 +340,7 @@ def test_a_signed_encounter_refuses_vitals_and_reactions_with_409(nurse_client, 
         ("charting:record_reaction", reaction_data(running)),
         ("charting:strike_reaction", {"reaction": reaction.pk, "reason": "x"}),
         ("charting:reaction_outcome", {"reaction": reaction.pk, "outcome": "resolved"}),
+        ("charting:correct_vitals_time", {"vitalstime-target": vitals.pk, "vitalstime-new_value": "2026-01-01T09:00", "vitalstime-reason": "x"}),
     ]
     for name, data in requests:
         for extra in (HTMX, {}):

@@ -51,6 +51,7 @@ SUBJECT = {
     "charting:record_reaction": ("encounter", "nurse"),
     "charting:strike_reaction": ("encounter", "nurse"),
     "charting:reaction_outcome": ("encounter", "nurse"),
+    "charting:correct_vitals_time": ("encounter", "nurse"),
     "charting:dosing_help": ("adm", "nurse"),
     "coding:queue": (None, "coder"),
     "coding:review": ("signed_encounter", "coder"),

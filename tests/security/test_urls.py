@@ -39,6 +39,7 @@ NURSE_WRITE = {
     "charting:record_reaction",  # pauses the related running drugs
     "charting:strike_reaction",
     "charting:reaction_outcome",
+    "charting:correct_vitals_time",
 }
 CODER_READ = {"coding:queue", "coding:review", "coding:export"}
 CODER_WRITE = {

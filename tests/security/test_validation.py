@@ -36,7 +36,7 @@ from charting.forms import (
     VialForm,
     WasteForm,
 )
-from charting.forms_clinical import ReactionForm, VitalsForm
+from charting.forms_clinical import ReactionForm, VitalsForm, VitalsTimeForm
 from charting.models import Administration, VialUse
 from coding.forms import AddLineForm, ChangeLineForm, DeleteLineForm, ExportForm, QueryForm, VersionForm
 from tests.factories import PASSWORD, UserFactory, confirmed_device, next_totp
@@ -75,6 +75,7 @@ FIELDS = {
     "charting:record_reaction": _names(ReactionForm, "reaction"),
     "charting:strike_reaction": ["reaction", "reason"],
     "charting:reaction_outcome": ["reaction", "outcome"],
+    "charting:correct_vitals_time": _names(VitalsTimeForm, "vitalstime"),
     "coding:accept_line": ["version"],
     "coding:accept_all": ["suggestion", "version"],
     "coding:change_line": _names(ChangeLineForm),
