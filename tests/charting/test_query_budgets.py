@@ -64,7 +64,9 @@ def _edit(adm):
 # Re-pinned in issue #5b: the budgets pinned before the audit trail (issue
 # #7) no longer held (the page counted 20 against 14).
 REQUESTS = [
-    ("encounter page", "not_started", "encounter", None, 21),
+    # Issue #8 added the vitals and the reactions (2; the reactions' drug
+    # links only when there are reactions, a constant 2 more).
+    ("encounter page", "not_started", "encounter", None, 23),
     ("start", "not_started", "start_administration", {}, 24),
     ("pause", "running", "pause_administration", {"reason": "reaction"}, 25),
     ("resume", "paused", "resume_administration", {}, 25),
@@ -78,12 +80,12 @@ REQUESTS = [
     ("E/M note", "stopped", "document_em_service", {"significant_separately_identifiable": "on", "note": "New rash assessed"}, 34),
     # Issue #8. Vitals: the encounter, its lock, the form's token, the insert
     # and the section's vitals and reactions (with their drug links).
-    ("record vitals", "running", "record_vitals", {"vitals-systolic_mmhg": "120", "vitals-diastolic_mmhg": "80", "vitals-weight_kg": "73"}, 99),
+    ("record vitals", "running", "record_vitals", {"vitals-systolic_mmhg": "120", "vitals-diastolic_mmhg": "80", "vitals-weight_kg": "73"}, 17),
     # A reaction: the drugs offered, the lock, the drug, the pause service
     # (its own locks and insert), the reaction and its links; HX-Redirect.
-    ("record a reaction", "running", "record_reaction", lambda adm: {"reaction-grade": "2", "reaction-symptoms": "flushing", "reaction-outcome": "ongoing", "reaction-administrations": str(adm.pk)}, 99),
+    ("record a reaction", "running", "record_reaction", lambda adm: {"reaction-grade": "2", "reaction-symptoms": "flushing", "reaction-outcome": "ongoing", "reaction-administrations": str(adm.pk)}, 26),
     # Dosing help computes: the drug with its encounter, no write.
-    ("dosing help", "running", "dosing_help", ("GET", {"weight_kg": "73", "mg_per_kg": "5"}), 99),
+    ("dosing help", "running", "dosing_help", ("GET", {"weight_kg": "73", "mg_per_kg": "5"}), 11),
 ]
 
 
