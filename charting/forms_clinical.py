@@ -90,7 +90,7 @@ class ReactionForm(TokenForm):
     """A reaction: the drugs it relates to (the page's running ones ticked),
     grade, symptoms, interventions, outcome, note."""
 
-    administrations = forms.MultipleChoiceField(label="Related drugs", required=False, widget=forms.CheckboxSelectMultiple, help_text="A running drug ticked here is paused when you save.")
+    administrations = forms.MultipleChoiceField(label="Related drugs", required=False, widget=forms.CheckboxSelectMultiple, help_text="A drug ticked here that is running when you save is paused.")
     grade = forms.TypedChoiceField(
         label="CTCAE grade",
         coerce=int,
@@ -108,11 +108,12 @@ class ReactionForm(TokenForm):
 
     def __init__(self, *args, administrations=(), **kwargs):
         """`administrations`: the encounter's drugs as the page loaded them
-        (no query here); started, not struck ones are offered, the running
-        and paused ones ticked."""
+        (no query here); those not struck are offered, the running and
+        paused ones ticked (static/js/reactions.js keeps the ticks in step
+        with the drug cards' Start and Stop taps)."""
         kwargs.setdefault("prefix", "reaction")
-        offered = [a for a in administrations if a.started_at is not None and a.entered_in_error_at is None]
-        kwargs.setdefault("initial", {}).setdefault("administrations", [str(a.pk) for a in offered if a.stopped_at is None])
+        offered = [a for a in administrations if a.entered_in_error_at is None]
+        kwargs.setdefault("initial", {}).setdefault("administrations", [str(a.pk) for a in offered if a.started_at is not None and a.stopped_at is None])
         super().__init__(*args, **kwargs)
         self.offered = {str(a.pk): a for a in offered}
         self.fields["administrations"].choices = [(k, f"{a.drug.name} ({a.label})") for k, a in self.offered.items()]

@@ -84,14 +84,23 @@ def _page_with(request, encounter: Encounter, status: int, **forms) -> HttpRespo
 
 
 def _section(request, template: str, encounter: Encounter, context: dict) -> HttpResponse:
+    # No "chart-changed": vitals and a reaction's outcome change no check of
+    # the ready panel (a reaction itself reloads the page).
     with timezone.override(encounter.clinic.tz):
-        response = views._vary(render(request, template, {"encounter": encounter, **context}))
-    response["HX-Trigger"] = "chart-changed"
-    return response
+        return views._vary(render(request, template, {"encounter": encounter, **context}))
 
 
 def _anchor(encounter: Encounter, anchor: str) -> str:
     return reverse("charting:encounter", kwargs={"pk": encounter.pk}) + f"#{anchor}"
+
+
+def _reload(request, encounter: Encounter, anchor: str) -> HttpResponse:
+    """The page again: a plain POST is redirected to the section; htmx is
+    sent to the page without the #anchor (a change of the fragment alone
+    would not reload the page, and the drug cards changed)."""
+    if request.htmx:
+        return HttpResponseClientRedirect(reverse("charting:encounter", kwargs={"pk": encounter.pk}))
+    return redirect(_anchor(encounter, anchor))
 
 
 def _posted_row(model, request, encounter: Encounter, name: str):
@@ -221,8 +230,7 @@ def record_reaction(request: HttpRequest, pk) -> HttpResponse:
                 views._fail(form, exc)
             else:
                 messages.success(request, reaction.notice)
-                url = _anchor(encounter, "reactions")
-                return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+                return _reload(request, encounter, "reactions")
     if request.htmx:
         return _section(request, f"{REACTIONS}#reactions", encounter, {"clinical": {"reactions": _reactions(encounter), "reaction_form": form}})
     return _page_with(request, encounter, 400, reaction_form=form)
@@ -269,8 +277,7 @@ def strike_reaction(request: HttpRequest, pk) -> HttpResponse:
     except SignedEncounterError as exc:
         return views._signed_conflict(request, encounter.pk, exc)
     messages.info(request, reaction.notice)
-    url = _anchor(encounter, "reactions")
-    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    return _reload(request, encounter, "reactions")
 
 
 # --- dosing help ----------------------------------------------------------------------------

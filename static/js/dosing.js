@@ -5,6 +5,19 @@
 // with the dose filled in (charting/views_clinical.py dosing_help).
 (function () {
   "use strict";
+  // A drug card redrawn by a tap (htmx) does not know the vitals: fill an
+  // empty Weight of its Dosing help from the vitals section's latest weight.
+  function prefillWeight() {
+    var vitals = document.getElementById("vitals");
+    var weight = vitals && vitals.dataset.latestWeightKg;
+    if (!weight) return;
+    document.querySelectorAll(".dosing-help input[name='weight_kg']").forEach(function (input) {
+      if (!input.value) input.value = weight;
+    });
+  }
+  document.addEventListener("DOMContentLoaded", prefillWeight);
+  document.addEventListener("htmx:afterSettle", prefillWeight);
+
   document.addEventListener("click", function (event) {
     var button = event.target.closest && event.target.closest("[data-dosing-use]");
     if (!button) return;
