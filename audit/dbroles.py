@@ -48,6 +48,10 @@ NO_DELETE_TABLES = (
     "reports_exportlog",
     # Wristband checks at the chair (issue 8), failed ones included.
     "charting_patientscan",
+    # Vitals and infusion reactions (issue #8): struck as entered in error.
+    "charting_vitalsigns",
+    "charting_reaction",
+    "charting_reactionadministration",
 )
 
 CREATE_ROLE = f"""

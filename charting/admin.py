@@ -43,8 +43,8 @@ class PatientAdmin(PhiAdminMixin, admin.ModelAdmin):
 
 @admin.register(Drug)
 class DrugAdmin(admin.ModelAdmin):
-    list_display = ["name", "brand", "hcpcs", "billing_unit_value", "billing_unit_unit", "admin_family", "single_dose", "unverified"]
-    list_filter = ["is_verified", "admin_family", "single_dose"]
+    list_display = ["name", "brand", "hcpcs", "billing_unit_value", "billing_unit_unit", "admin_family", "single_dose", "dosing_basis", "vial_sizes_mg", "unverified"]
+    list_filter = ["is_verified", "admin_family", "single_dose", "dosing_basis"]
     search_fields = ["name", "brand", "hcpcs"]
 
     @admin.display(boolean=True, description="unverified", ordering="is_verified")

@@ -393,6 +393,11 @@ class AdminFamily(models.TextChoices):
     HYDRATION = "hydration", "Hydration"
 
 
+class DosingBasis(models.TextChoices):
+    FLAT = "flat", "Flat dose (mg)"
+    MG_PER_KG = "mg_per_kg", "Weight-based (mg/kg)"
+
+
 class Drug(models.Model):
     """A catalog entry, seeded from shared/drug-catalog.csv (`seed_drug_catalog`).
 
@@ -412,10 +417,18 @@ class Drug(models.Model):
     verification_status = models.TextField(blank=True)
     is_verified = models.BooleanField(default=False)
     notes = models.TextField(blank=True)
+    # Dosing help (issue #8): the container sizes read from the catalog's
+    # typical_single_dose_vial_sizes cell (mg per container, ascending; a
+    # size the seed could not read is left out, never guessed: the cell
+    # itself stays in `vial_sizes_text`), and how the drug is ordered.
+    vial_sizes_mg = models.JSONField("container sizes (mg)", default=list, blank=True, help_text="mg per single-dose container, e.g. [100, 500]; filled by seed_drug_catalog.")
+    vial_sizes_text = models.CharField("container sizes as catalogued", max_length=300, blank=True)
+    dosing_basis = models.CharField(max_length=20, choices=DosingBasis.choices, default=DosingBasis.FLAT, help_text="mg/kg drugs get the Dosing help panel on their card (set by an admin).")
 
     class Meta:
         ordering = ["name"]
         constraints = [
+            models.CheckConstraint(condition=Q(dosing_basis__in=DosingBasis.values), name="drug_dosing_basis_valid", violation_error_message="Unknown dosing basis."),
             models.CheckConstraint(condition=Q(admin_family__in=AdminFamily.values), name="drug_admin_family_valid", violation_error_message="Unknown administration family."),
             models.CheckConstraint(condition=Q(billing_unit_value__isnull=True) | Q(billing_unit_value__gt=0), name="drug_billing_unit_positive", violation_error_message="The billing unit must be positive."),
         ]
@@ -1185,3 +1198,294 @@ class PatientScan(models.Model):
     @property
     def confirmed(self) -> bool:
         return self.result == PatientScanResult.CONFIRMED
+
+
+# --- vital signs and infusion reactions (issue #8) ---------------------------------
+#
+# Charted at any time of a draft encounter, frozen with it once signed (the
+# same triggers as the drug rows), their history kept by pghistory. A row
+# charted by mistake is struck as entered in error, never deleted (REC-4).
+
+SIGNED_VIA_ENCOUNTER = "EXISTS (SELECT 1 FROM charting_encounter e WHERE e.id = OLD.encounter_id AND e.status = 'signed')"
+
+
+class VitalRange:
+    """A measure's physiological range: the CHECK constraint and the form
+    field are both built from it, so the limit is written once."""
+
+    def __init__(self, label: str, unit: str, low, high, decimals: int = 0):
+        self.label, self.unit, self.low, self.high, self.decimals = label, unit, low, high, decimals
+
+    @property
+    def message(self) -> str:
+        unit = "" if not self.unit else self.unit if self.unit == "%" else f" {self.unit}"
+        return f"{self.label} must be between {self.low} and {self.high}{unit}."
+
+
+# Field name -> range. Wide enough for any patient in an infusion chair
+# (hypotension in a reaction, fever with rigors), narrow enough to catch a
+# typo (1200 for 120, 37 typed into SpO2).
+VITAL_RANGES = {
+    "systolic_mmhg": VitalRange("Systolic pressure", "mmHg", 40, 300),
+    "diastolic_mmhg": VitalRange("Diastolic pressure", "mmHg", 20, 200),
+    "pulse_per_min": VitalRange("Pulse", "/min", 20, 250),
+    "respiratory_rate_per_min": VitalRange("Respiratory rate", "/min", 4, 60),
+    "temperature_c": VitalRange("Temperature", "°C", Decimal("30.0"), Decimal("45.0"), decimals=1),
+    "spo2_percent": VitalRange("SpO2", "%", 50, 100),
+    "weight_kg": VitalRange("Weight", "kg", Decimal("0.5"), Decimal("500.0"), decimals=1),
+    "pain_score": VitalRange("Pain score", "", 0, 10),
+}
+
+
+def _range_constraints(prefix: str) -> list[models.CheckConstraint]:
+    return [
+        models.CheckConstraint(condition=Q(**{f"{name}__isnull": True}) | Q(**{f"{name}__gte": r.low, f"{name}__lte": r.high}), name=f"{prefix}_{name}_range", violation_error_message=r.message)
+        for name, r in VITAL_RANGES.items()
+    ]
+
+
+def _struck_has_reason(prefix: str) -> models.CheckConstraint:
+    return models.CheckConstraint(
+        condition=Q(entered_in_error_at__isnull=True, entered_in_error_reason="") | (Q(entered_in_error_at__isnull=False) & ~Q(entered_in_error_reason="")),
+        name=f"{prefix}_entered_in_error_has_reason",
+        violation_error_message="Striking a record as entered in error needs a reason.",
+    )
+
+
+class ChartedManager(models.Manager):
+    """Rows as charted now: those struck as entered in error are left out."""
+
+    def get_queryset(self):
+        return super().get_queryset().filter(entered_in_error_at__isnull=True)
+
+
+@pghistory.track()
+class VitalSigns(models.Model):
+    """One set of vital signs. `taken_at` is when they were measured (server
+    time of the entry unless the nurse gave an earlier time, with a reason in
+    `taken_at_reason`; a later correction keeps the first value in
+    `taken_at_original`); `recorded_at` is when the row was entered. At least
+    one measure; blood pressure is systolic and diastolic together. Units are
+    in the field names (mmHg, /min, °C, %, kg); pain is 0-10."""
+
+    encounter = models.ForeignKey(Encounter, on_delete=models.PROTECT, related_name="vital_signs")
+    taken_at = models.DateTimeField()
+    taken_at_reason = models.CharField(max_length=200, blank=True, help_text="Why the time differs from the time of the entry.")
+    taken_at_original = models.DateTimeField(null=True, blank=True, help_text="The time first charted, when it was corrected later.")
+    systolic_mmhg = models.PositiveSmallIntegerField("systolic (mmHg)", null=True, blank=True)
+    diastolic_mmhg = models.PositiveSmallIntegerField("diastolic (mmHg)", null=True, blank=True)
+    pulse_per_min = models.PositiveSmallIntegerField("pulse (/min)", null=True, blank=True)
+    respiratory_rate_per_min = models.PositiveSmallIntegerField("respiratory rate (/min)", null=True, blank=True)
+    temperature_c = models.DecimalField("temperature (°C)", max_digits=3, decimal_places=1, null=True, blank=True)
+    spo2_percent = models.PositiveSmallIntegerField("SpO2 (%)", null=True, blank=True)
+    weight_kg = models.DecimalField("weight (kg)", max_digits=4, decimal_places=1, null=True, blank=True)
+    pain_score = models.PositiveSmallIntegerField("pain (0-10)", null=True, blank=True)
+    # The form's one-time key: a double tap or a retried POST finds the row
+    # the first one made instead of charting the same vitals twice.
+    client_token = models.UUIDField(null=True, blank=True, unique=True, editable=False)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField(auto_now_add=True)
+    entered_in_error_at = models.DateTimeField(null=True, blank=True)
+    entered_in_error_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    entered_in_error_reason = models.CharField(max_length=200, blank=True)
+
+    objects = models.Manager()
+    charted = ChartedManager()
+
+    MEASURES = tuple(VITAL_RANGES)
+
+    class Meta:
+        ordering = ["-taken_at", "-pk"]
+        verbose_name = "vital signs"
+        verbose_name_plural = "vital signs"
+        constraints = [
+            *_range_constraints("vitals"),
+            models.CheckConstraint(
+                condition=Q(systolic_mmhg__isnull=True, diastolic_mmhg__isnull=True) | Q(systolic_mmhg__isnull=False, diastolic_mmhg__isnull=False),
+                name="vitals_blood_pressure_pair",
+                violation_error_message="Blood pressure is systolic and diastolic together.",
+            ),
+            models.CheckConstraint(condition=Q(systolic_mmhg__isnull=True) | Q(diastolic_mmhg__lt=F("systolic_mmhg")), name="vitals_diastolic_below_systolic", violation_error_message="The diastolic pressure must be below the systolic."),
+            models.CheckConstraint(
+                condition=Q(systolic_mmhg__isnull=False) | Q(pulse_per_min__isnull=False) | Q(respiratory_rate_per_min__isnull=False) | Q(temperature_c__isnull=False) | Q(spo2_percent__isnull=False) | Q(weight_kg__isnull=False) | Q(pain_score__isnull=False),
+                name="vitals_at_least_one_measure",
+                violation_error_message="Give at least one measure.",
+            ),
+            _struck_has_reason("vitals"),
+        ]
+        indexes = [models.Index(fields=["encounter", "taken_at"], name="vitals_by_encounter")]
+        triggers = [
+            _frozen_trigger(
+                "vitals_signed_frozen",
+                ("encounter_id", "taken_at", "taken_at_reason", "taken_at_original", *VITAL_RANGES, "recorded_by_id", "recorded_at", "entered_in_error_at", "entered_in_error_by_id", "entered_in_error_reason"),
+                SIGNED_VIA_ENCOUNTER,
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_result_display()} at {self.scanned_at:%Y-%m-%d %H:%M}Z"
+
+    @property
+    def confirmed(self) -> bool:
+        return self.result == PatientScanResult.CONFIRMED
+        return f"vitals at {self.taken_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def is_entered_in_error(self) -> bool:
+        return self.entered_in_error_at is not None
+
+    @property
+    def blood_pressure(self) -> str:
+        return f"{self.systolic_mmhg}/{self.diastolic_mmhg}" if self.systolic_mmhg is not None else ""
+
+
+class Symptom(models.TextChoices):
+    FLUSHING = "flushing", "Flushing"
+    URTICARIA = "urticaria", "Urticaria"
+    PRURITUS = "pruritus", "Pruritus"
+    DYSPNOEA = "dyspnoea", "Dyspnoea"
+    CHEST_TIGHTNESS = "chest_tightness", "Chest tightness"
+    HYPOTENSION = "hypotension", "Hypotension"
+    FEVER = "fever", "Fever"
+    RIGORS = "rigors", "Rigors"
+    NAUSEA = "nausea", "Nausea"
+    OTHER = "other", "Other"
+
+
+class Intervention(models.TextChoices):
+    INFUSION_PAUSED = "infusion_paused", "Infusion paused"
+    INFUSION_STOPPED = "infusion_stopped", "Infusion stopped"
+    ANTIHISTAMINE = "antihistamine", "Antihistamine"
+    CORTICOSTEROID = "corticosteroid", "Corticosteroid"
+    EPINEPHRINE = "epinephrine", "Epinephrine"
+    OXYGEN = "oxygen", "Oxygen"
+    IV_FLUIDS = "iv_fluids", "IV fluids"
+    OTHER = "other", "Other"
+
+
+class ReactionOutcome(models.TextChoices):
+    RESOLVED = "resolved", "Resolved"
+    ONGOING = "ongoing", "Ongoing"
+    TRANSFERRED_ED = "transferred_ed", "Transferred to ED"
+
+
+def _list_regex(choices: type[models.TextChoices]) -> str:
+    """A comma-separated list of `choices` values (one or more): what the
+    multi-choice columns hold. A plain text column with a CHECK works on
+    PostgreSQL and on the SQLite demo alike (an array column would not)."""
+    one = "(" + "|".join(choices.values) + ")"
+    return f"^{one}(,{one})*$"
+
+
+@pghistory.track()
+class Reaction(models.Model):
+    """An infusion reaction: CTCAE grade 1-4 (grade 5, death, is not charted
+    here), its symptoms and interventions (comma-separated values of Symptom
+    and Intervention, "other" with its free text), the outcome and a note.
+
+    `administrations` are the drugs it relates to (usually the running one);
+    recording it paused those that were running, and the pause each one got
+    is on the link row (`ReactionAdministration.pause`), so the engine leaves
+    the paused minutes out (R17)."""
+
+    encounter = models.ForeignKey(Encounter, on_delete=models.PROTECT, related_name="reactions")
+    administrations = models.ManyToManyField(Administration, through="ReactionAdministration", related_name="reactions", blank=True)
+    onset_at = models.DateTimeField()
+    onset_reason = models.CharField(max_length=200, blank=True, help_text="Why the onset time differs from the time of the entry.")
+    grade = models.PositiveSmallIntegerField("CTCAE grade")
+    symptoms = models.CharField(max_length=300)
+    symptoms_other = models.CharField("other symptom", max_length=200, blank=True)
+    interventions = models.CharField(max_length=300, blank=True)
+    interventions_other = models.CharField("other intervention", max_length=200, blank=True)
+    outcome = models.CharField(max_length=20, choices=ReactionOutcome.choices, default=ReactionOutcome.ONGOING)
+    note = models.TextField(blank=True)
+    client_token = models.UUIDField(null=True, blank=True, unique=True, editable=False)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField(auto_now_add=True)
+    entered_in_error_at = models.DateTimeField(null=True, blank=True)
+    entered_in_error_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    entered_in_error_reason = models.CharField(max_length=200, blank=True)
+
+    objects = models.Manager()
+    charted = ChartedManager()
+
+    OUTCOME_CHOICES = ReactionOutcome.choices
+
+    class Meta:
+        ordering = ["-onset_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(condition=Q(grade__gte=1, grade__lte=4), name="reaction_grade_1_to_4", violation_error_message="The CTCAE grade is 1 to 4 (grade 5 is not charted here)."),
+            models.CheckConstraint(condition=Q(symptoms__regex=_list_regex(Symptom)), name="reaction_symptoms_valid", violation_error_message="Pick at least one symptom from the list."),
+            models.CheckConstraint(condition=Q(interventions="") | Q(interventions__regex=_list_regex(Intervention)), name="reaction_interventions_valid", violation_error_message="Pick the interventions from the list."),
+            models.CheckConstraint(condition=~Q(symptoms__regex=r"(^|,)other(,|$)") | ~Q(symptoms_other=""), name="reaction_other_symptom_described", violation_error_message="Describe the other symptom."),
+            models.CheckConstraint(
+                condition=~Q(interventions__regex=r"(^|,)other(,|$)") | ~Q(interventions_other=""), name="reaction_other_intervention_described", violation_error_message="Describe the other intervention."
+            ),
+            models.CheckConstraint(condition=Q(outcome__in=ReactionOutcome.values), name="reaction_outcome_valid", violation_error_message="Unknown outcome."),
+            _struck_has_reason("reaction"),
+        ]
+        triggers = [
+            _frozen_trigger(
+                "reaction_signed_frozen",
+                (
+                    "encounter_id",
+                    "onset_at",
+                    "onset_reason",
+                    "grade",
+                    "symptoms",
+                    "symptoms_other",
+                    "interventions",
+                    "interventions_other",
+                    "outcome",
+                    "note",
+                    "recorded_by_id",
+                    "recorded_at",
+                    "entered_in_error_at",
+                    "entered_in_error_by_id",
+                    "entered_in_error_reason",
+                ),
+                SIGNED_VIA_ENCOUNTER,
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"reaction grade {self.grade} at {self.onset_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def is_entered_in_error(self) -> bool:
+        return self.entered_in_error_at is not None
+
+    @staticmethod
+    def _labels(values: str, choices: type[models.TextChoices], other: str) -> list[str]:
+        labels = [other if v == "other" and other else choices(v).label for v in values.split(",") if v]
+        return labels
+
+    @property
+    def symptom_labels(self) -> list[str]:
+        return self._labels(self.symptoms, Symptom, self.symptoms_other)
+
+    @property
+    def intervention_labels(self) -> list[str]:
+        return self._labels(self.interventions, Intervention, self.interventions_other)
+
+
+@pghistory.track()
+class ReactionAdministration(models.Model):
+    """A drug a reaction relates to, and the pause recording the reaction
+    opened on it (none when it was already paused or stopped)."""
+
+    reaction = models.ForeignKey(Reaction, on_delete=models.PROTECT, related_name="links")
+    administration = models.ForeignKey(Administration, on_delete=models.PROTECT, related_name="+")
+    pause = models.OneToOneField(Pause, null=True, blank=True, on_delete=models.PROTECT, related_name="reaction_link")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["reaction", "administration"], name="reaction_administration_unique", violation_error_message="This drug is already linked to the reaction."),
+        ]
+        triggers = [
+            _frozen_trigger(
+                "reaction_administration_signed_frozen",
+                ("reaction_id", "administration_id", "pause_id"),
+                "EXISTS (SELECT 1 FROM charting_reaction r JOIN charting_encounter e ON e.id = r.encounter_id WHERE r.id = OLD.reaction_id AND e.status = 'signed')",
+            )
+        ]

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views, views_scan
+from . import views, views_clinical, views_scan
 
 app_name = "charting"
 
@@ -16,6 +16,14 @@ urlpatterns = [
     path("encounters/<uuid:pk>/access-sites/edit/", views.edit_access_site, name="edit_access_site"),
     path("encounters/<uuid:pk>/access-sites/check/", views.check_access_site, name="check_access_site"),
     path("encounters/<uuid:pk>/em-note/", views.document_em_service, name="document_em_service"),
+    # Vitals, reactions, dosing help (issue #8): charting/views_clinical.py.
+    path("encounters/<uuid:pk>/vitals/", views_clinical.record_vitals, name="record_vitals"),
+    path("encounters/<uuid:pk>/vitals/correct-time/", views_clinical.correct_vitals_time, name="correct_vitals_time"),
+    path("encounters/<uuid:pk>/vitals/entered-in-error/", views_clinical.strike_vitals, name="strike_vitals"),
+    path("encounters/<uuid:pk>/reactions/", views_clinical.record_reaction, name="record_reaction"),
+    path("encounters/<uuid:pk>/reactions/outcome/", views_clinical.reaction_outcome, name="reaction_outcome"),
+    path("encounters/<uuid:pk>/reactions/entered-in-error/", views_clinical.strike_reaction, name="strike_reaction"),
+    path("administrations/<uuid:pk>/dosing/", views_clinical.dosing_help, name="dosing_help"),
     path("administrations/<uuid:pk>/start/", views.administration_action, {"action": "start"}, name="start_administration"),
     path("administrations/<uuid:pk>/pause/", views.pause_administration, name="pause_administration"),
     path("administrations/<uuid:pk>/resume/", views.administration_action, {"action": "resume"}, name="resume_administration"),

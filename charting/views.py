@@ -118,7 +118,9 @@ def _chart_context(request, encounter: Encounter, **forms) -> dict:
         _decorate_site(site, **card_forms.get(("site", site.pk), {}), clinic=encounter.clinic, now=now)
     issues = checks.check_encounter(encounter, now=now)
     blocking = [i for i in issues if i.blocking]
-    return {
+    from .views_clinical import clinical_context  # vitals, reactions, dosing help (issue #8); it imports this module
+
+    return clinical_context(encounter, administrations, **forms.pop("clinical_forms", {})) | {
         "encounter": encounter,
         "patient": encounter.patient,
         # The "ready to bill" panel: the same checks as the flag sweep, live.

@@ -66,7 +66,10 @@ def _edit(adm):
 # #7) no longer held (the page counted 20 against 14). Issue #8: the page
 # reads the encounter's latest wristband check with its scanner (+1: 22).
 REQUESTS = [
-    ("encounter page", "not_started", "encounter", None, 23),  # issue #8: +1 the access sites' checks, +1 the latest wristband check
+    # Issue #8: +1 the access sites' checks, +1 the latest wristband check,
+    # +2 the vitals and the reactions (the reactions' drug links only when
+    # there are reactions, a constant 2 more).
+    ("encounter page", "not_started", "encounter", None, 25),
     ("start", "not_started", "start_administration", {}, 24),
     ("pause", "running", "pause_administration", {"reason": "reaction"}, 25),
     ("resume", "paused", "resume_administration", {}, 25),
@@ -91,21 +94,32 @@ REQUESTS = [
     # same check just made, inserts the row and renders the latest check.
     ("scan a vial", "stopped", "scan_vial", {"scan": "01003578940300101727123110ZZLOT42"}, 13),
     ("wristband", "stopped", "check_wristband", lambda adm: {"wristband": adm.encounter.patient.mrn}, 17),
+    # Issue #8. Vitals: the encounter, its lock, the form's token, the insert
+    # and the section's vitals and reactions (with their drug links).
+    ("record vitals", "running", "record_vitals", {"vitals-systolic_mmhg": "120", "vitals-diastolic_mmhg": "80", "vitals-weight_kg": "73"}, 17),
+    # A reaction: the drugs offered, the lock, the drug, the pause service
+    # (its own locks and insert), the reaction and its links; HX-Redirect.
+    ("record a reaction", "running", "record_reaction", lambda adm: {"reaction-grade": "2", "reaction-symptoms": "flushing", "reaction-outcome": "ongoing", "reaction-administrations": str(adm.pk)}, 26),
+    # Dosing help computes: the drug with its encounter, no write.
+    ("dosing help", "running", "dosing_help", ("GET", {"weight_kg": "73", "mg_per_kg": "5"}), 11),
 ]
 
 
 def _count(client, encounter, state, name, data) -> int:
     adm = _subject(encounter, state)
-    target = encounter if name in ("encounter", "edit_access_site", "document_em_service", "check_access_site", "check_wristband") else adm
+    target = encounter if name in ("encounter", "edit_access_site", "document_em_service", "check_access_site", "check_wristband", "record_vitals", "record_reaction") else adm
     if callable(data):
         data = data(adm)
+    query = None
+    if isinstance(data, tuple):  # ("GET", params): a GET with a query string
+        query, data = data[1], None
     if name in ("edit_access_site", "check_access_site"):
         data = {**data, "site": adm.access_site_id}
     if name == "document_em_service":
         data = {**data, "service": encounter.other_services.create(kind="em_visit", level="99213").pk}
     path = reverse(f"charting:{name}", kwargs={"pk": target.pk})
     with CaptureQueriesContext(connection) as queries:
-        response = client.get(path) if data is None else client.post(path, data, **HTMX)
+        response = (client.get(path, query, **HTMX) if query else client.get(path)) if data is None else client.post(path, data, **HTMX)
     assert response.status_code == 200, (name, response.status_code, response.content[:300])
     body = response.content.decode()
     # No refusal on the card and no field error (the card itself says "entered in error").

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db
 
 # Tables whose rows are patient data (or point at a patient): reading any of
 # them in a request makes the request a PHI request.
-PHI_TABLES = re.compile(r'"(charting_(patient|encounter|administration|accesssite|accesssitecheck|pause|vialuse|timecorrection|otherservice|documentationflag|patientscan)|coding_(suggestion|suggestedline)|charting_\w+event)"')
+PHI_TABLES = re.compile(r'"(charting_(patient|encounter|administration|accesssite|accesssitecheck|pause|vialuse|timecorrection|otherservice|documentationflag|patientscan|vitalsigns|reaction|reactionadministration)|coding_(suggestion|suggestedline)|charting_\w+event)"')
 
 # For each tagged application URL: which fixture's object its id names, and who may call it.
 SUBJECT = {
@@ -50,6 +50,14 @@ SUBJECT = {
     # barcode scanning (issue 8)
     "charting:scan_vial": ("adm", "nurse"),
     "charting:check_wristband": ("encounter", "nurse"),
+    # vitals, reactions, dosing help (issue 8)
+    "charting:record_vitals": ("encounter", "nurse"),
+    "charting:strike_vitals": ("encounter", "nurse"),
+    "charting:record_reaction": ("encounter", "nurse"),
+    "charting:strike_reaction": ("encounter", "nurse"),
+    "charting:reaction_outcome": ("encounter", "nurse"),
+    "charting:correct_vitals_time": ("encounter", "nurse"),
+    "charting:dosing_help": ("adm", "nurse"),
     "coding:queue": (None, "coder"),
     "coding:review": ("signed_encounter", "coder"),
     "coding:accept_all": ("signed_encounter", "coder"),

@@ -14,7 +14,7 @@ from django.urls import NoReverseMatch, URLPattern, URLResolver, get_resolver, r
 
 pytestmark = pytest.mark.django_db
 
-NURSE_READ = {"charting:worklist", "charting:encounter"}
+NURSE_READ = {"charting:worklist", "charting:encounter", "charting:dosing_help"}  # dosing help computes, never saves
 NURSE_WRITE = {
     "charting:open_encounter",
     "charting:add_access_site",
@@ -38,6 +38,12 @@ NURSE_WRITE = {
     "charting:check_access_site",  # draft only
     "charting:scan_vial",  # issue #8: fills the Vials form, charts nothing
     "charting:check_wristband",  # issue #8: records the check (PatientScan)
+    "charting:record_vitals",  # issue #8: draft only
+    "charting:strike_vitals",  # REC-4: struck, never deleted
+    "charting:record_reaction",  # pauses the related running drugs
+    "charting:strike_reaction",
+    "charting:reaction_outcome",
+    "charting:correct_vitals_time",
 }
 CODER_READ = {"coding:queue", "coding:review", "coding:export"}
 CODER_WRITE = {

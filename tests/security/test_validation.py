@@ -37,6 +37,7 @@ from charting.forms import (
     VialForm,
     WasteForm,
 )
+from charting.forms_clinical import ReactionForm, VitalsForm, VitalsTimeForm
 from charting.models import Administration, VialUse
 from coding.forms import AddLineForm, ChangeLineForm, DeleteLineForm, ExportForm, QueryForm, VersionForm
 from tests.factories import PASSWORD, UserFactory, confirmed_device, next_totp
@@ -74,6 +75,12 @@ FIELDS = {
     "charting:check_access_site": [*_names(SiteCheckForm), "site", "idempotency_key"],
     "charting:scan_vial": ["scan", *_names(VialForm)],
     "charting:check_wristband": ["wristband"],
+    "charting:record_vitals": _names(VitalsForm, "vitals"),
+    "charting:strike_vitals": ["vitals", "reason"],
+    "charting:record_reaction": _names(ReactionForm, "reaction"),
+    "charting:strike_reaction": ["reaction", "reason"],
+    "charting:reaction_outcome": ["reaction", "outcome"],
+    "charting:correct_vitals_time": _names(VitalsTimeForm, "vitalstime"),
     "coding:accept_line": ["version"],
     "coding:accept_all": ["suggestion", "version"],
     "coding:change_line": _names(ChangeLineForm),

@@ -1,6 +1,8 @@
 """Load the drug catalog from charting/data/drug-catalog.csv (a copy of shared/drug-catalog.csv).
 
-Idempotent: one Drug per generic name (update_or_create). Whatever the
+Idempotent: one Drug per generic name (update_or_create). The container
+sizes are read from typical_single_dose_vial_sizes (`parse_vial_sizes`);
+`dosing_basis` is the admins' and is never set here. Whatever the
 catalog marks "unverified" stays visible in `verification_status`, and such a
 drug starts with `is_verified=False`. An admin's later confirmation
 (`is_verified=True`) is not undone by re-seeding.
@@ -69,6 +71,53 @@ def parse_family(text: str, by_brand: dict[str, str]) -> str:
     return AdminFamily.THERAPEUTIC.value
 
 
+# A mass per container: "100 mg", "1 g", "100 mg/10 mL" (the mass is the
+# container's); not "8 mg/mL" (a concentration: the container's volume is not
+# given, so its mass is not known) and not the "30" of "1-30 g" (a range).
+SIZE_RE = re.compile(r"(?<![\d./-])(\d+(?:\.\d+)?)\s*(mcg|mg|g)\b(?!\s*/\s*m[lL]\b)")
+MASS_IN_MG = {"mcg": Decimal("0.001"), "mg": Decimal(1), "g": Decimal(1000)}
+
+
+def _segments(text: str) -> list[str]:
+    """The cell split at ';' and at ',' outside parentheses."""
+    parts, depth, current = [], 0, ""
+    for char in text:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == ";" or (char == "," and depth == 0):
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    return [p.strip() for p in [*parts, current] if p.strip()]
+
+
+def parse_vial_sizes(text: str) -> tuple[tuple[Decimal, ...], tuple[str, ...]]:
+    """The catalog's typical_single_dose_vial_sizes cell -> (container sizes
+    in mg, ascending and distinct; the parts of the cell with a number but no
+    size read from them).
+
+    Only a mass per container is read ("100 mg/10 mL; 500 mg/50 mL" -> 100,
+    500; "5 g, 10 g" -> 5000, 10000). Nothing is guessed: a concentration
+    without the container's volume ("8 mg/mL"), a range ("1-30 g"), bare
+    numbers ("80/4, 200/10 mL") and volumes ("250/500/1000 mL bags") give no
+    size and come back as unread, for the admin to see. The cell itself,
+    "unverified" marks included, is kept in Drug.vial_sizes_text."""
+    sizes: set[Decimal] = set()
+    unread = []
+    for segment in _segments(text):
+        found = [Decimal(n) * MASS_IN_MG[unit] for n, unit in SIZE_RE.findall(segment)]
+        if found:
+            sizes.update(found)
+        elif re.search(r"\d", segment):
+            unread.append(segment)
+    return tuple(sorted(sizes)), tuple(unread)
+
+
+def sizes_json(sizes: tuple[Decimal, ...]) -> list:
+    """Decimals as JSON numbers: whole mg as integers (100), else floats (0.5)."""
+    return [int(s) if s == s.to_integral_value() else float(s) for s in sizes]
+
+
 def is_single_dose(vials: str, notes: str) -> bool:
     text = vials.lower()
     if "single" in text:
@@ -84,6 +133,7 @@ def verification_text(row: dict) -> str:
 
 def drug_fields(row: dict, by_brand: dict[str, str]) -> dict:
     value, unit = parse_unit(row["hcpcs_billing_unit"])
+    sizes, _ = parse_vial_sizes(row["typical_single_dose_vial_sizes"])
     ndc = row["example_ndc_11_5-4-2"].strip()
     notes = [row["notes"].strip(), f"HCPCS as catalogued: {row['hcpcs_code']}", f"Billing unit as catalogued: {row['hcpcs_billing_unit']}", f"Admin family as catalogued: {row['usual_admin_code_family']}"]
     return {
@@ -96,6 +146,8 @@ def drug_fields(row: dict, by_brand: dict[str, str]) -> dict:
         "usual_routes": row["usual_routes"].strip()[:200],
         "example_ndc": ndc if NDC11_RE.match(ndc) else "",
         "verification_status": verification_text(row),
+        "vial_sizes_mg": sizes_json(sizes),
+        "vial_sizes_text": row["typical_single_dose_vial_sizes"].strip()[:300],
         "notes": "\n".join(n for n in notes if n),
     }
 

@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
-from charting.models import Clinic, Encounter, Patient
+from charting.models import Clinic, DosingBasis, Drug, Encounter, Patient
 
 DEMO_PASSWORD = "chairside-demo"
 DEMO_CLINIC = "Chairside Demo Clinic (America/New_York)"
@@ -24,6 +24,9 @@ DEMO_PEOPLE = (
     ("coder", "Colin", "Baptiste", "coder"),
     ("admin", "Ada", "Okafor", "admin"),
 )
+# What the demo admin marked as ordered by weight (mg/kg), so the drug cards
+# show the Dosing help; in a real clinic an admin decides it (Django admin).
+DEMO_MG_PER_KG = ("infliximab", "infliximab-dyyb", "infliximab-abda", "tocilizumab")
 TODAY_PATIENTS = (
     # mrn, given, family: invented
     ("DEMO-0001", "Marigold", "Ashdown"),
@@ -40,6 +43,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, scenarios=None, **options):
         call_command("seed_drug_catalog", verbosity=0)
+        Drug.objects.filter(name__in=DEMO_MG_PER_KG).update(dosing_basis=DosingBasis.MG_PER_KG)
         files = scenarios if scenarios is not None else sorted(str(p) for p in (Path(settings.BASE_DIR) / "tests" / "scenarios").glob("*.json"))
         if files:
             call_command("import_scenarios", *files, verbosity=0)
