@@ -31,6 +31,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import DateTimeField, F, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -119,6 +121,18 @@ def _audit(action: str, obj: Any, encounter: Encounter, actor: Any, **detail: An
 
 def _resolve_still_running(adm: Administration, now: dt.datetime) -> None:
     DocumentationFlag.objects.filter(administration=adm, kind=DocumentationFlag.Kind.STILL_RUNNING, resolved_at__isnull=True).update(resolved_at=now)
+
+
+def _resolve_never_started(adm: Administration, now: dt.datetime) -> None:
+    """The drug has a start now: its "never started" flag is resolved at once,
+    not at the next sweep (one UPDATE, as for a stop)."""
+    DocumentationFlag.objects.filter(administration=adm, kind=DocumentationFlag.Kind.NEVER_STARTED, resolved_at__isnull=True).update(resolved_at=_not_before_created(now))
+
+
+def _not_before_created(now: dt.datetime) -> Greatest:
+    # A flag a sweep opened with a later `now` (a clock a little ahead) is
+    # resolved when it was opened, never before (flag_resolved_after_created).
+    return Greatest(F("created_at"), Value(now, output_field=DateTimeField()))
 
 
 # --- encounters and sites -----------------------------------------------------
@@ -252,6 +266,9 @@ def add_administration(
         visit=visit,
         recorded_by=actor,
     )
+    # The encounter is not empty any more: its "nothing charted" flag, if
+    # any, is resolved at once (a "never started" one waits for its time).
+    DocumentationFlag.objects.filter(encounter=encounter, kind=DocumentationFlag.Kind.NOTHING_CHARTED, resolved_at__isnull=True).update(resolved_at=_not_before_created(adm.recorded_at))
     _audit("charting.administration.added", adm, encounter, actor, drug=drug.name, route=route, label=adm.label, dose_value=dose_value, dose_unit=dose_unit)
     return adm
 
@@ -266,6 +283,7 @@ def start_administration(adm: Administration, *, actor: Any) -> Administration:
         return adm
     adm.started_at = timezone.now()
     adm.save(update_fields=["started_at"])
+    _resolve_never_started(adm, adm.started_at)
     _audit("charting.administration.started", adm, adm.encounter, actor, started_at=adm.started_at)
     return adm
 
@@ -408,6 +426,8 @@ def correct_time(adm: Administration, *, field: str, new_value: dt.datetime, rea
         closed_pause.save(update_fields=["resumed_at"])
     if adm.stopped_at is not None:
         _resolve_still_running(adm, now)
+    if field == "started_at":
+        _resolve_never_started(adm, now)
     _audit("charting.administration.time_corrected", adm, adm.encounter, actor, field=field, original_value=original, new_value=new_value, reason=reason, pause_id=pause.pk if pause else None)
     return adm
 
@@ -876,7 +896,9 @@ def sign_encounter(encounter: Encounter, *, actor: Any, confirmed: str = "") -> 
     Refused while any drug is running or paused (the message names them).
     With open blocking items (charting/checks.py) it raises NeedsConfirmation
     unless `confirmed` is the digest of exactly those items; the audit row
-    lists the items signed over. Signing resolves the "not signed" flag.
+    lists the items signed over. The checks run as at signing
+    (`signing=True`): a drug added but never started, or nothing charted at
+    all, is asked about however fresh. Signing resolves the "not signed" flag.
     Signing a signed encounter again is a no-op with `encounter.notice`.
     """
     locked = Encounter.objects.select_for_update(of=("self",)).select_related("clinic").get(pk=encounter.pk)
@@ -891,7 +913,7 @@ def sign_encounter(encounter: Encounter, *, actor: Any, confirmed: str = "") -> 
     now = timezone.now()
     # Read under the encounter lock: every charting write takes it first, so
     # these are the items the signature covers.
-    blocking = [i for i in checks.check_encounter(Encounter.objects.for_chart().get(pk=locked.pk), now=now) if i.blocking]
+    blocking = [i for i in checks.check_encounter(Encounter.objects.for_chart().get(pk=locked.pk), now=now, signing=True) if i.blocking]
     if blocking and confirmed != checks.digest(blocking):
         raise NeedsConfirmation(blocking)
     locked.status = Encounter.Status.SIGNED

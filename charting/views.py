@@ -108,7 +108,8 @@ def _chart_context(request, encounter: Encounter, **forms) -> dict:
         _decorate(adm, now, correction_forms.get(adm.pk), sites=access_sites, siblings=administrations, amendment_reasons=reasons, **card_forms.get(("adm", adm.pk), {}))
     for site in access_sites:
         _decorate_site(site, **card_forms.get(("site", site.pk), {}))
-    issues = checks.check_encounter(encounter, now=now)
+    # As at signing: the items "Sign" would ask about (the digest must match).
+    issues = checks.check_encounter(encounter, now=now, signing=True)
     blocking = [i for i in issues if i.blocking]
     return {
         "encounter": encounter,
