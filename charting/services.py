@@ -85,6 +85,34 @@ def local_hhmm(value: dt.datetime, clinic: Clinic) -> str:
     return timezone.localtime(value, clinic.tz).strftime("%H:%M")
 
 
+def _day(value: dt.date) -> str:
+    """Tue 10 Mar 2026 (a date of service as the messages name it)."""
+    return f"{value:%a} {value.day} {value:%b %Y}"
+
+
+def check_charted_time(value: dt.datetime, encounter: Encounter, *, field: str, now: dt.datetime | None = None) -> None:
+    """Refuse (ChartingError on `field`) a clinical time typed by a nurse that
+    cannot belong to `encounter` (its clinic loaded): in the future (after
+    `now`, default the server's clock), before its date of service (local
+    midnight in the clinic's zone), or after the END OF THE NEXT DAY: a drug
+    may run past midnight (the date of service is the day the visit began),
+    but a time two days on is a typo or another visit. For corrected
+    start/stop/pause/resume times and amended start/stop times (VAL-2,
+    TIM-2). Not for an access site's placement: a PICC or port may have been
+    placed days before the visit."""
+    clinic = encounter.clinic
+    now = now or timezone.now()
+    day = encounter.date_of_service
+    local = timezone.localtime(value, clinic.tz)
+    typed = f"{local:%H:%M} on {_day(local.date())}"
+    if value > now:
+        raise ChartingError(f"{local_hhmm(value, clinic)} is in the future.", field=field)
+    if local.date() < day:
+        raise ChartingError(f"{typed} is before this encounter's date of service, {_day(day)}: give a time on that day.", field=field)
+    if local.date() > day + dt.timedelta(days=1):
+        raise ChartingError(f"{typed} is after this encounter's date of service, {_day(day)}, and the night after it: give a time on that day.", field=field)
+
+
 class SignedEncounterError(ChartingError):
     """A change to a signed encounter's documentation (REC-1): the views answer
     409 Conflict with this message, which says to amend instead."""
@@ -373,7 +401,8 @@ def correct_time(adm: Administration, *, field: str, new_value: dt.datetime, rea
 
     `field` is started_at / stopped_at (of `adm`) or paused_at / resumed_at
     (of `pause`, which must belong to `adm`). `new_value` is aware; it may not
-    be in the future and must keep start <= pauses <= stop. Charting a stop
+    be in the future nor before the date of service (`check_charted_time`)
+    and must keep start <= pauses <= stop. Charting a stop
     this way on a paused drug closes the open pause at that time, as Stop does.
     Signed encounters are corrected by amendments (a later issue), not here.
     """
@@ -384,8 +413,7 @@ def correct_time(adm: Administration, *, field: str, new_value: dt.datetime, rea
         raise ChartingError("A reason is required.", field="reason")
     if timezone.is_naive(new_value):
         raise ChartingError("The time needs a time zone.", field="new_value")
-    if new_value > now:
-        raise ChartingError(f"{local_hhmm(new_value, adm.encounter.clinic)} is in the future.", field="new_value")
+    check_charted_time(new_value, adm.encounter, field="new_value", now=now)
     valid = {c.value for c in TimeCorrection.Field}
     if field not in valid:
         raise ChartingError("Unknown time to correct.", field="target")
@@ -976,8 +1004,7 @@ def _parse_amended_value(adm: Administration, field: str, raw: Any) -> Any:
             if problem:
                 raise ChartingError(problem, field="new_value")
             value = timezone.make_aware(value, clinic.tz)
-        if value > timezone.now():
-            raise ChartingError(f"{local_hhmm(value, clinic)} is in the future.", field="new_value")
+        check_charted_time(value, adm.encounter, field="new_value")
         return value
     raise ChartingError("This field cannot be amended.", field="field")
 
