@@ -379,6 +379,8 @@ def test_worklist_lists_earlier_days_with_open_flags(nurse_client, clinic, other
     rows = list(response.context["flagged_earlier"])
     assert [(e.patient.mrn, e.open_flag_count) for e in rows] == [("OLD-FLAGGED", 1)]
     assert b'data-testid="flagged-OLD-FLAGGED"' in response.content and b"ELSEWHERE" not in response.content
+    # The year too: an old chart's flag may be from another year.
+    assert "Mon 9 Mar 2026 · MRN OLD-FLAGGED" in response.content.decode()
 
 
 @pytest.mark.django_db
