@@ -62,14 +62,16 @@ def _edit(adm):
 # entered in error) lock the encounter and the record and refresh the flags
 # (the encounter with its prefetches, the open flags).
 # Re-pinned in issue #5b: the budgets pinned before the audit trail (issue
-# #7) no longer held (the page counted 20 against 14).
+# #7) no longer held (the page counted 20 against 14). Start and a corrected
+# start: +1 each for the UPDATE that resolves the drug's "never started" flag
+# at once (one statement whatever the rows).
 REQUESTS = [
     ("encounter page", "not_started", "encounter", None, 21),
-    ("start", "not_started", "start_administration", {}, 24),
+    ("start", "not_started", "start_administration", {}, 25),
     ("pause", "running", "pause_administration", {"reason": "reaction"}, 25),
     ("resume", "paused", "resume_administration", {}, 25),
     ("stop", "running", "stop_administration", {}, 26),
-    ("correct a time", "stopped", "correct_time", {"target": "started_at", "new_value": "2026-03-10T09:58", "reason": "pump clock"}, 32),
+    ("correct a time", "stopped", "correct_time", {"target": "started_at", "new_value": "2026-03-10T09:58", "reason": "pump clock"}, 33),
     ("vials", "stopped", "record_vials", VIALS, 26),
     ("waste", "stopped", "confirm_waste", {"none": "on", "wasted_unit": "mg"}, 25),
     ("edit a drug", "stopped", "edit_administration", _edit, 41),
