@@ -20,6 +20,22 @@ asked about when signing.
 Limits come from settings (`Limits.from_settings()`): CHAIRSIDE_RUNNING_FLAG_HOURS,
 CHAIRSIDE_PAUSE_FLAG_MINUTES, CHAIRSIDE_LATE_ENTRY_MINUTES. "The end of the
 clinic's day" is midnight in the clinic's own time zone.
+
+Two checks are about what is *not yet* charted, which is normal while the
+visit goes on: a drug added but never started (NEVER_STARTED) and an
+encounter with nothing charted at all (NOTHING_CHARTED). They count as gaps
+only once they are *due* (`_due` / `_due_q`), i.e. when
+
+- the encounter is being signed (`signing=True`: `services.sign_encounter`,
+  and the "ready to bill" panel, which shows what signing would ask), or
+- the encounter is signed already (nothing more will be charted), or
+- the record was charted more than CHAIRSIDE_RUNNING_FLAG_HOURS ago (the drug's
+  `recorded_at`, the encounter's `created_at`: the same limit as a drug
+  left running), or
+- the date of service is over (the clinic's midnight, as for "not signed").
+
+So the sweep (and `refresh_flags`) never flags a drug added a minute ago or
+an encounter just opened, while signing always sees them.
 """
 
 from __future__ import annotations
@@ -121,9 +137,11 @@ ADMINISTRATION_FIELD_ANCHORS = {
     "started_at": "id_fix_{pk}_new_value",
     "resumed_at": "id_fix_{pk}_new_value",
     "vial_uses": "id_vial_{pk}_ndc",
+    # The card's Start button (its "Entered in error…" is on the same card).
+    "start": "start-{pk}",
 }
 SITE_FIELD_ANCHORS = {"reason": "id_siteedit_{pk}_reason"}
-ENCOUNTER_FIELD_ANCHORS = {"significant_separately_identifiable": "em-note"}
+ENCOUNTER_FIELD_ANCHORS = {"significant_separately_identifiable": "em-note", "administrations": "administration-form"}
 
 
 def fix_url(encounter_id, administration_id=None, access_site_id=None, *, field: str = "") -> str:
@@ -208,6 +226,14 @@ def _not_signed_message(encounter, chart) -> str:
     return f"Not signed by the end of the day ({day:%a} {day.day} {day:%b}): review and sign."
 
 
+def _never_started_message(adm, chart) -> str:
+    return f"{_cap(name(adm))} was added but never started — start it, or mark it entered in error."
+
+
+def _nothing_charted_message(encounter, chart) -> str:
+    return "Nothing charted on this encounter: chart the drugs given or the service provided."
+
+
 def _em_message(encounter, chart) -> str:
     level = f" {encounter.em_level}" if encounter.em_level else ""
     return f"E/M visit{level} has no note of significant, separately identifiable work: document it, or the visit is not billed."
@@ -222,7 +248,9 @@ class Chart:
 
     `encounter` must come from `Encounter.objects.for_chart()` (administrations
     with drug, site, pauses, corrections and vials; sites; other services), so
-    computing every check costs no query.
+    computing every check costs no query. `signing`: the encounter is being
+    signed (or the panel shows what signing would ask), so what is not charted
+    yet is a gap at once (see `_due`).
     """
 
     encounter: Encounter
@@ -230,12 +258,13 @@ class Chart:
     limits: Limits
     administrations: list = dataclasses.field(default_factory=list)
     sites: list = dataclasses.field(default_factory=list)
+    signing: bool = False
 
     @classmethod
-    def of(cls, encounter: Encounter, *, now: dt.datetime, limits: Limits) -> Chart:
+    def of(cls, encounter: Encounter, *, now: dt.datetime, limits: Limits, signing: bool = False) -> Chart:
         # A drug struck as entered in error (REC-4) is no gap of anything.
         charted = [a for a in encounter.administrations.all() if a.entered_in_error_at is None]
-        chart = cls(encounter, now, limits, charted, list(encounter.access_sites.all()))
+        chart = cls(encounter, now, limits, charted, list(encounter.access_sites.all()), signing)
         chart._annotate()
         return chart
 
@@ -300,6 +329,23 @@ def _single_dose(adm: Administration) -> bool:
 
 def _day_over(encounter: Encounter, now: dt.datetime) -> bool:
     return now.astimezone(encounter.clinic.tz).date() > encounter.date_of_service
+
+
+def _due(charted_at: dt.datetime, encounter: Encounter, chart: Chart) -> bool:
+    """Whether something not charted yet (a drug never started, an empty
+    encounter) is a gap now: when signing, once signed, once charted more
+    than the running limit ago, or once the date of service is over (see the
+    module docstring; `_due_q` is the same in SQL)."""
+    return (
+        chart.signing
+        or encounter.status == Encounter.Status.SIGNED
+        or charted_at < chart.now - chart.limits.running
+        or _day_over(encounter, chart.now)
+    )
+
+
+def _nothing_charted(encounter: Encounter, chart: Chart) -> bool:
+    return not chart.administrations and not list(encounter.other_services.all()) and _due(encounter.created_at, encounter, chart)
 
 
 def _has_started_iv(site: AccessSite, chart: Chart) -> bool:
@@ -422,12 +468,33 @@ def _second_site_sql(s: Sweep) -> QuerySet:
     )
 
 
-def _not_signed_sql(s: Sweep) -> QuerySet:
+def _day_over_q(s: Sweep, encounter: str = "") -> Q:
+    """The encounter's date of service is over in its clinic's zone (`_day_over`).
+    `encounter`: the path to the encounter ("" on Encounter, "encounter__")."""
     # The clinics are few: one date per clinic, then one query over encounters.
     day_over = Q(pk__in=[])
     for clinic in Clinic.objects.all():
-        day_over |= Q(clinic=clinic, date_of_service__lt=s.now.astimezone(clinic.tz).date())
-    return Encounter.objects.select_related("clinic").filter(day_over, status=Encounter.Status.DRAFT)
+        day_over |= Q(**{f"{encounter}clinic": clinic, f"{encounter}date_of_service__lt": s.now.astimezone(clinic.tz).date()})
+    return day_over
+
+
+def _due_q(s: Sweep, charted_at: str, encounter: str = "") -> Q:
+    """`_due` in SQL: signed, charted (`charted_at`) before the running limit, or the day over."""
+    return Q(**{f"{encounter}status": Encounter.Status.SIGNED}) | Q(**{f"{charted_at}__lt": s.now - s.limits.running}) | _day_over_q(s, encounter)
+
+
+def _never_started_sql(s: Sweep) -> QuerySet:
+    return _administrations().filter(started_at__isnull=True).filter(_due_q(s, "recorded_at", "encounter__"))
+
+
+def _nothing_charted_sql(s: Sweep) -> QuerySet:
+    given = Administration.objects.charted().filter(encounter=OuterRef("pk"))
+    other = OtherService.objects.filter(encounter=OuterRef("pk"))
+    return Encounter.objects.select_related("clinic").filter(~Exists(given), ~Exists(other)).filter(_due_q(s, "created_at"))
+
+
+def _not_signed_sql(s: Sweep) -> QuerySet:
+    return Encounter.objects.select_related("clinic").filter(_day_over_q(s), status=Encounter.Status.DRAFT)
 
 
 def _em_sql(s: Sweep) -> QuerySet:
@@ -477,6 +544,16 @@ class Check:
 
 
 CHECKS: tuple[Check, ...] = (
+    Check(
+        FlagKind.NOTHING_CHARTED, "encounter", True, "administrations", "",
+        python=_nothing_charted,
+        sql=_nothing_charted_sql, message=_nothing_charted_message,
+    ),
+    Check(
+        FlagKind.NEVER_STARTED, "administration", True, "start", "R15, R16",
+        python=lambda a, c: a.started_at is None and _due(a.recorded_at, c.encounter, c),
+        sql=_never_started_sql, message=_never_started_message,
+    ),
     Check(
         FlagKind.STILL_RUNNING, "administration", True, "stopped_at", "R16",
         python=lambda a, c: a.started_at is not None and a.stopped_at is None and a.started_at < c.now - c.limits.running,
@@ -572,10 +649,15 @@ def gaps_sql(sweep: Sweep) -> tuple[str, tuple]:
     return union.query.sql_with_params()
 
 
-def check_encounter(encounter: Encounter, *, now: dt.datetime, limits: Limits | None = None) -> list[Issue]:
+def check_encounter(encounter: Encounter, *, now: dt.datetime, limits: Limits | None = None, signing: bool = False) -> list[Issue]:
     """Every open item of one encounter (from `Encounter.objects.for_chart()`),
-    blocking ones first, then in check-table order; no query."""
-    chart = Chart.of(encounter, now=now, limits=limits or Limits.from_settings())
+    blocking ones first, then in check-table order; no query.
+
+    `signing=False` (the default): exactly the flags the sweep keeps at `now`
+    (`refresh_flags`, the tests' agreement). `signing=True`: what signing asks
+    about, i.e. a drug never started and an empty encounter count at once
+    (`sign_encounter`, the ready-to-bill panel)."""
+    chart = Chart.of(encounter, now=now, limits=limits or Limits.from_settings(), signing=signing)
     issues = [check.issue(record, chart) for check in CHECKS for record in chart.records(check.on) if check.python(record, chart)]
     return sorted(issues, key=lambda i: not i.blocking)
 

@@ -38,7 +38,9 @@ turn, of those the sweep flags (charting/checks.py): a drug still running, no ac
 hydration without indication, dose missing, waste not confirmed, no lot,
 a pause never resumed, a late entry, an unmarked overlap on one site, a
 second site without a reason, an unsigned encounter, an E/M visit without the
-separate note. Everything else is complete.
+separate note, a drug added but never started, and an encounter with nothing
+charted (its one drug struck as entered in error before it was started).
+Everything else is complete.
 
 Times: dates of service run back from `today` (clinic-local), visits start
 between 08:00 and 14:00 local time; stored in UTC like everything else.
@@ -92,6 +94,8 @@ GAP_KINDS = (
     "second_site_no_reason",
     "not_signed",
     "em_not_separate",
+    "never_started",
+    "nothing_charted",
 )
 DRUGS = {
     # key: catalog name
@@ -233,6 +237,8 @@ class _Generator:
             plan = [("saline", "iv_infusion", r.randrange(60, 121), 1000, "mL", "hydration_medically_necessary"), ("ondansetron", "iv_push", 2, 4, "mg", "treatment")]
         else:
             plan = [("denosumab", "subcutaneous", 1, 60, "mg", "treatment"), ("methylprednisolone_im", "intramuscular", 1, 40, "mg", "treatment")]
+        if gap == "nothing_charted":
+            plan = plan[-1:]  # the one drug, struck before it was started (patient sent home)
 
         target = max((i for i, step in enumerate(plan) if self._gap_fits(gap, *step)), default=None)
         t = start + dt.timedelta(minutes=5)
@@ -284,11 +290,11 @@ class _Generator:
             self.counts.administrations += 1
             if fields["stopped_at"] is not None:
                 t = fields["stopped_at"] + dt.timedelta(minutes=1)
-            end_of_visit = max(end_of_visit, fields["stopped_at"] or fields["started_at"])
+            end_of_visit = max(end_of_visit, fields["stopped_at"] or fields["started_at"] or end_of_visit)
         if gap == "em_not_separate":
             self.tables[OtherService].add(encounter_id=enc_id, kind="em_visit", level="99213", significant_separately_identifiable=False)
             self.counts.other_services += 1
-        elif r.random() < 0.05:
+        elif gap != "nothing_charted" and r.random() < 0.05:
             self.tables[OtherService].add(encounter_id=enc_id, kind="em_visit", level="99214", significant_separately_identifiable=True,
                                           detail="New joint swelling assessed; methotrexate dose changed.")
             self.counts.other_services += 1
@@ -322,6 +328,7 @@ class _Generator:
             "ndc_lot_missing": billable,
             "overlap_same_site": route == "iv_infusion" and purpose != "drug_vehicle",
             "second_site_no_reason": iv,
+            "never_started": key != "rituximab",  # not the one that may have had a pause
         }.get(gap, True)
 
     def _gap(self, gap: str, fields: dict, adm_id, nurse_id: int, enc_id, start) -> None:
@@ -363,6 +370,16 @@ class _Generator:
         elif gap == "second_site_no_reason":
             fields["access_site_id"] = self._site(enc_id, "B", start, nurse_id, separate_site_medically_required=True, reason="")
             self.counts.access_sites += 1
+        elif gap in ("never_started", "nothing_charted"):
+            # Added, never started: no times, no vials opened, no waste.
+            fields.update(started_at=None, stopped_at=None, container_type="", wasted_value=None, wasted_unit="", waste_confirmed_by_id=None, waste_confirmed_at=None)
+            for model, counter in ((VialUse, "vial_uses"), (Pause, "pauses"), (TimeCorrection, "time_corrections")):
+                rows = self.tables[model].rows
+                if rows and rows[-1][[f.attname for f in self.tables[model].fields].index("administration_id")] == adm_id:
+                    rows.pop()
+                    setattr(self.counts, counter, getattr(self.counts, counter) - 1)
+            if gap == "nothing_charted":
+                fields.update(entered_in_error_at=start + dt.timedelta(minutes=10), entered_in_error_by_id=nurse_id, entered_in_error_reason="Patient sent home before treatment: fever.")
 
     def flush(self) -> None:
         # Parents before children (foreign keys are checked at COPY time).

@@ -935,6 +935,8 @@ class FlagKind(models.TextChoices):
     SECOND_SITE_NO_REASON = "second_site_no_reason", "Second site without a reason"
     NOT_SIGNED = "not_signed", "Not signed by the end of the day"
     EM_NOT_SEPARATE = "em_not_separate", "E/M without the separate-work note"
+    NEVER_STARTED = "never_started", "Drug added but never started"
+    NOTHING_CHARTED = "nothing_charted", "Nothing charted on the encounter"
 
 
 # What each kind of flag points at: an administration, an access site, or the
@@ -949,9 +951,10 @@ ADMINISTRATION_FLAG_KINDS = (
     FlagKind.PAUSE_NOT_RESUMED,
     FlagKind.LATE_ENTRY,
     FlagKind.OVERLAP_SAME_SITE,
+    FlagKind.NEVER_STARTED,
 )
 SITE_FLAG_KINDS = (FlagKind.SECOND_SITE_NO_REASON,)
-ENCOUNTER_FLAG_KINDS = (FlagKind.NOT_SIGNED, FlagKind.EM_NOT_SEPARATE)
+ENCOUNTER_FLAG_KINDS = (FlagKind.NOT_SIGNED, FlagKind.EM_NOT_SEPARATE, FlagKind.NOTHING_CHARTED)
 
 
 class DocumentationFlagQuerySet(models.QuerySet):

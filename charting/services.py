@@ -31,6 +31,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import DateTimeField, F, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -84,6 +86,34 @@ def local_hhmm(value: dt.datetime, clinic: Clinic) -> str:
     return timezone.localtime(value, clinic.tz).strftime("%H:%M")
 
 
+def _day(value: dt.date) -> str:
+    """Tue 10 Mar 2026 (a date of service as the messages name it)."""
+    return f"{value:%a} {value.day} {value:%b %Y}"
+
+
+def check_charted_time(value: dt.datetime, encounter: Encounter, *, field: str, now: dt.datetime | None = None) -> None:
+    """Refuse (ChartingError on `field`) a clinical time typed by a nurse that
+    cannot belong to `encounter` (its clinic loaded): in the future (after
+    `now`, default the server's clock), before its date of service (local
+    midnight in the clinic's zone), or after the END OF THE NEXT DAY: a drug
+    may run past midnight (the date of service is the day the visit began),
+    but a time two days on is a typo or another visit. For corrected
+    start/stop/pause/resume times and amended start/stop times (VAL-2,
+    TIM-2). Not for an access site's placement: a PICC or port may have been
+    placed days before the visit."""
+    clinic = encounter.clinic
+    now = now or timezone.now()
+    day = encounter.date_of_service
+    local = timezone.localtime(value, clinic.tz)
+    typed = f"{local:%H:%M} on {_day(local.date())}"
+    if value > now:
+        raise ChartingError(f"{local_hhmm(value, clinic)} is in the future.", field=field)
+    if local.date() < day:
+        raise ChartingError(f"{typed} is before this encounter's date of service, {_day(day)}: give a time on that day.", field=field)
+    if local.date() > day + dt.timedelta(days=1):
+        raise ChartingError(f"{typed} is after this encounter's date of service, {_day(day)}, and the night after it: give a time on that day.", field=field)
+
+
 class SignedEncounterError(ChartingError):
     """A change to a signed encounter's documentation (REC-1): the views answer
     409 Conflict with this message, which says to amend instead."""
@@ -120,6 +150,18 @@ def _audit(action: str, obj: Any, encounter: Encounter, actor: Any, **detail: An
 
 def _resolve_still_running(adm: Administration, now: dt.datetime) -> None:
     DocumentationFlag.objects.filter(administration=adm, kind=DocumentationFlag.Kind.STILL_RUNNING, resolved_at__isnull=True).update(resolved_at=now)
+
+
+def _resolve_never_started(adm: Administration, now: dt.datetime) -> None:
+    """The drug has a start now: its "never started" flag is resolved at once,
+    not at the next sweep (one UPDATE, as for a stop)."""
+    DocumentationFlag.objects.filter(administration=adm, kind=DocumentationFlag.Kind.NEVER_STARTED, resolved_at__isnull=True).update(resolved_at=_not_before_created(now))
+
+
+def _not_before_created(now: dt.datetime) -> Greatest:
+    # A flag a sweep opened with a later `now` (a clock a little ahead) is
+    # resolved when it was opened, never before (flag_resolved_after_created).
+    return Greatest(F("created_at"), Value(now, output_field=DateTimeField()))
 
 
 # --- encounters and sites -----------------------------------------------------
@@ -253,6 +295,9 @@ def add_administration(
         visit=visit,
         recorded_by=actor,
     )
+    # The encounter is not empty any more: its "nothing charted" flag, if
+    # any, is resolved at once (a "never started" one waits for its time).
+    DocumentationFlag.objects.filter(encounter=encounter, kind=DocumentationFlag.Kind.NOTHING_CHARTED, resolved_at__isnull=True).update(resolved_at=_not_before_created(adm.recorded_at))
     _audit("charting.administration.added", adm, encounter, actor, drug=drug.name, route=route, label=adm.label, dose_value=dose_value, dose_unit=dose_unit)
     return adm
 
@@ -267,6 +312,7 @@ def start_administration(adm: Administration, *, actor: Any) -> Administration:
         return adm
     adm.started_at = timezone.now()
     adm.save(update_fields=["started_at"])
+    _resolve_never_started(adm, adm.started_at)
     _audit("charting.administration.started", adm, adm.encounter, actor, started_at=adm.started_at)
     return adm
 
@@ -439,7 +485,8 @@ def correct_time(adm: Administration, *, field: str, new_value: dt.datetime, rea
 
     `field` is started_at / stopped_at (of `adm`) or paused_at / resumed_at
     (of `pause`, which must belong to `adm`). `new_value` is aware; it may not
-    be in the future and must keep start <= pauses <= stop. Charting a stop
+    be in the future nor before the date of service (`check_charted_time`)
+    and must keep start <= pauses <= stop. Charting a stop
     this way on a paused drug closes the open pause at that time, as Stop does.
     Signed encounters are corrected by amendments (a later issue), not here.
     """
@@ -450,8 +497,7 @@ def correct_time(adm: Administration, *, field: str, new_value: dt.datetime, rea
         raise ChartingError("A reason is required.", field="reason")
     if timezone.is_naive(new_value):
         raise ChartingError("The time needs a time zone.", field="new_value")
-    if new_value > now:
-        raise ChartingError(f"{local_hhmm(new_value, adm.encounter.clinic)} is in the future.", field="new_value")
+    check_charted_time(new_value, adm.encounter, field="new_value", now=now)
     valid = {c.value for c in TimeCorrection.Field}
     if field not in valid:
         raise ChartingError("Unknown time to correct.", field="target")
@@ -492,6 +538,8 @@ def correct_time(adm: Administration, *, field: str, new_value: dt.datetime, rea
         closed_pause.save(update_fields=["resumed_at"])
     if adm.stopped_at is not None:
         _resolve_still_running(adm, now)
+    if field == "started_at":
+        _resolve_never_started(adm, now)
     _audit("charting.administration.time_corrected", adm, adm.encounter, actor, field=field, original_value=original, new_value=new_value, reason=reason, pause_id=pause.pk if pause else None)
     return adm
 
@@ -970,7 +1018,9 @@ def sign_encounter(encounter: Encounter, *, actor: Any, confirmed: str = "") -> 
     Refused while any drug is running or paused (the message names them).
     With open blocking items (charting/checks.py) it raises NeedsConfirmation
     unless `confirmed` is the digest of exactly those items; the audit row
-    lists the items signed over. Signing resolves the "not signed" flag.
+    lists the items signed over. The checks run as at signing
+    (`signing=True`): a drug added but never started, or nothing charted at
+    all, is asked about however fresh. Signing resolves the "not signed" flag.
     Signing a signed encounter again is a no-op with `encounter.notice`.
     """
     locked = Encounter.objects.select_for_update(of=("self",)).select_related("clinic").get(pk=encounter.pk)
@@ -985,7 +1035,7 @@ def sign_encounter(encounter: Encounter, *, actor: Any, confirmed: str = "") -> 
     now = timezone.now()
     # Read under the encounter lock: every charting write takes it first, so
     # these are the items the signature covers.
-    blocking = [i for i in checks.check_encounter(Encounter.objects.for_chart().get(pk=locked.pk), now=now) if i.blocking]
+    blocking = [i for i in checks.check_encounter(Encounter.objects.for_chart().get(pk=locked.pk), now=now, signing=True) if i.blocking]
     if blocking and confirmed != checks.digest(blocking):
         raise NeedsConfirmation(blocking)
     locked.status = Encounter.Status.SIGNED
@@ -1048,8 +1098,7 @@ def _parse_amended_value(adm: Administration, field: str, raw: Any) -> Any:
             if problem:
                 raise ChartingError(problem, field="new_value")
             value = timezone.make_aware(value, clinic.tz)
-        if value > timezone.now():
-            raise ChartingError(f"{local_hhmm(value, clinic)} is in the future.", field="new_value")
+        check_charted_time(value, adm.encounter, field="new_value")
         return value
     raise ChartingError("This field cannot be amended.", field="field")
 

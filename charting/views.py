@@ -116,7 +116,8 @@ def _chart_context(request, encounter: Encounter, **forms) -> dict:
         _decorate(adm, now, correction_forms.get(adm.pk), sites=access_sites, siblings=administrations, amendment_reasons=reasons, **card_forms.get(("adm", adm.pk), {}))
     for site in access_sites:
         _decorate_site(site, **card_forms.get(("site", site.pk), {}), clinic=encounter.clinic, now=now)
-    issues = checks.check_encounter(encounter, now=now)
+    # As at signing: the items "Sign" would ask about (the digest must match).
+    issues = checks.check_encounter(encounter, now=now, signing=True)
     blocking = [i for i in issues if i.blocking]
     from .views_clinical import clinical_context  # vitals, reactions, dosing help (issue #8); it imports this module
 
@@ -378,6 +379,17 @@ def _signed_conflict(request, encounter_pk, exc: SignedEncounterError) -> HttpRe
     return _render_page(request, _encounter_for(request, encounter_pk), status=409)
 
 
+def _refuse_if_signed(request, adm: Administration) -> HttpResponse | None:
+    """The 409 "amend instead" for a drug card's form posted to a SIGNED
+    encounter, before the form is read: a form that does not validate must
+    not hide the refusal (the signed card shows no such form to put errors
+    on). None on a draft (no query: the encounter is loaded)."""
+    if not adm.encounter.is_signed:
+        return None
+    encounter = Encounter.objects.select_related("clinic").get(pk=adm.encounter_id)
+    return _signed_conflict(request, adm.encounter_id, services.signed_encounter_error(encounter))
+
+
 @require_POST
 @phi("charting.access_site.add", object_type="charting.encounter", id_kwarg="pk")
 @role_required(NURSE)
@@ -501,6 +513,8 @@ def undo_administration(request: HttpRequest, pk) -> HttpResponse:
 @role_required(NURSE)
 def pause_administration(request: HttpRequest, pk) -> HttpResponse:
     adm = _administration_for(request, pk)
+    if refused := _refuse_if_signed(request, adm):
+        return refused
     form = PauseForm(request.POST)
     if form.is_valid():
         try:
@@ -520,6 +534,8 @@ def correct_time(request: HttpRequest, pk) -> HttpResponse:
     adm = get_object_or_404(Administration.objects.visible_to(request.user).for_chart(), pk=pk)
     request.encounter_pk = adm.encounter_id
     subject(adm, patient_id=adm.encounter.patient_id)
+    if refused := _refuse_if_signed(request, adm):
+        return refused
     with timezone.override(adm.encounter.clinic.tz):
         form = CorrectTimeForm(request.POST, administration=adm)
         if form.is_valid():
@@ -544,8 +560,11 @@ def _drug_card_form(request, pk, form_class, write, done: str, form_key: str) ->
     """Bind one of the drug card's forms, call its service, answer with the card.
 
     `write(adm, cleaned_data)` calls the service; a ChartingError about a field
-    goes on that field (nothing typed is lost), any other on the card."""
+    goes on that field (nothing typed is lost), any other on the card. On a
+    signed encounter: 409 "amend instead", whatever was posted."""
     adm = _administration_for(request, pk)
+    if refused := _refuse_if_signed(request, adm):
+        return refused
     form = form_class(request.POST, administration=adm)
     if form.is_valid():
         try:
@@ -698,8 +717,8 @@ def _card_invalid(request, adm: Administration, **forms) -> HttpResponse:
 def edit_administration(request: HttpRequest, pk) -> HttpResponse:
     """The drug card's Edit form: dose, unit, purpose, route, site, concurrent with / bag."""
     adm = _administration_for(request, pk)
-    if adm.encounter.is_signed:
-        return _signed_conflict(request, adm.encounter_id, services.signed_encounter_error(Encounter.objects.select_related("clinic").get(pk=adm.encounter_id)))
+    if refused := _refuse_if_signed(request, adm):
+        return refused
     form = EditAdministrationForm(request.POST, administration=adm, **_card_choices(adm.encounter))
     if form.is_valid():
         try:

@@ -67,15 +67,24 @@ STATUS_FILTERS = [("", "Any status"), *ReviewStatus.choices]
 
 
 class QueueFilterForm(forms.Form):
-    """The queue's filters (GET). Invalid values are ignored field by field, never a 500."""
+    """The queue's filters (GET). A bad value (an unknown status, payer or
+    clinic, a date not as YYYY-MM-DD, From after To) is a form error the page
+    shows above the filters and next to the field, never a 500; the bad field
+    is not applied, the others are (`filters()`)."""
 
-    clinic = forms.ModelChoiceField(queryset=Clinic.objects.none(), required=False, empty_label="All my clinics")
-    date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
-    payer = forms.ChoiceField(required=False)
-    status = forms.ChoiceField(choices=STATUS_FILTERS, required=False)
-    flags = forms.ChoiceField(choices=[("", "Any"), ("open", "Has open flags")], required=False, label="Flags")
-    order = forms.ChoiceField(choices=[("", "Oldest first"), ("newest", "Newest first")], required=False, label="Order")
+    clinic = forms.ModelChoiceField(
+        queryset=Clinic.objects.none(), required=False, empty_label="All my clinics",
+        error_messages={"invalid_choice": "Unknown clinic: pick one of yours from the list."},
+    )
+    date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}), error_messages={"invalid": "Give the date as YYYY-MM-DD, e.g. 2026-03-10."})
+    date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}), error_messages={"invalid": "Give the date as YYYY-MM-DD, e.g. 2026-03-10."})
+    payer = forms.ChoiceField(required=False, error_messages={"invalid_choice": "Unknown payer “%(value)s”: pick one from the list."})
+    status = forms.ChoiceField(choices=STATUS_FILTERS, required=False, error_messages={"invalid_choice": "Unknown status “%(value)s”: pick one from the list."})
+    flags = forms.ChoiceField(choices=[("", "Any"), ("open", "Has open flags")], required=False, label="Flags", error_messages={"invalid_choice": "Unknown flags filter “%(value)s”: pick one from the list."})
+    order = forms.ChoiceField(
+        choices=[("", "Oldest first"), ("newest", "Newest first")], required=False, label="Order",
+        error_messages={"invalid_choice": "Unknown order “%(value)s”: pick one from the list."},
+    )
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
@@ -84,8 +93,16 @@ class QueueFilterForm(forms.Form):
         for name, field in self.fields.items():
             field.widget.attrs.setdefault("data-testid", f"filter-{name.replace('_', '-')}")
 
+    def clean(self):
+        data = super().clean()
+        start, end = data.get("date_from"), data.get("date_to")
+        if start and end and start > end:
+            raise forms.ValidationError(f"From ({start.isoformat()}) is after To ({end.isoformat()}): no encounter can match.")
+        return data
+
     def filters(self) -> dict:
-        """The valid filters only (a bad date or unknown status is dropped, not an error page)."""
+        """The valid filters only: a field with an error is left out (the page
+        says so), the others apply."""
         self.is_valid()
         return {k: v for k, v in getattr(self, "cleaned_data", {}).items() if v not in (None, "") and k not in self.errors}
 

@@ -57,7 +57,8 @@ QUEUE_PAGE_SIZE = 25
 @role_required(CODER)
 def queue(request: HttpRequest) -> HttpResponse:
     """Signed encounters of the coder's clinics, filtered (clinic, date range,
-    payer, status, open flags; bad values are ignored), counted per status,
+    payer, status, open flags; a bad value is a form error shown on the page
+    and that filter is not applied), counted per status,
     oldest first unless ?order=newest, QUEUE_PAGE_SIZE a page."""
     form = QueueFilterForm(request.GET or None, user=request.user)
     filters = form.filters() if request.GET else {}

@@ -112,7 +112,9 @@ def administrations_select(filters: Filters) -> sql.Composed:
     (benchmarks/export_bench.py). Every value is formatted by SQL itself
     (to_char for dates and times in UTC), so no session setting (TimeZone,
     DateStyle) changes a byte. Minutes are drip to drip (reports.MINUTES_SQL);
-    empty while a drug has no stop. Ordered by date of service, start and id."""
+    empty while a drug has no stop. Drugs struck as entered in error (REC-4)
+    are left out, as everywhere administrations are counted. Ordered by date
+    of service, start and id."""
     adm = "charting_administration"
     return sql.SQL(
         f"""SELECT {adm}.id AS administration_id, e.id AS encounter_id, to_char(e.date_of_service, 'YYYY-MM-DD') AS date_of_service,
@@ -128,6 +130,7 @@ JOIN charting_clinic c ON c.id = e.clinic_id
 JOIN charting_patient p ON p.id = e.patient_id
 JOIN charting_drug d ON d.id = {adm}.drug_id
 WHERE e.clinic_id = ANY({{clinics}}) AND e.date_of_service BETWEEN {{date_from}} AND {{date_to}}
+  AND {adm}.entered_in_error_at IS NULL
 ORDER BY e.date_of_service, {adm}.started_at NULLS LAST, {adm}.id"""
     ).format(
         clinics=sql.SQL("ARRAY[{}]::bigint[]").format(sql.SQL(", ").join(sql.Literal(i) for i in filters.clinic_ids)) if filters.clinic_ids else sql.SQL("ARRAY[]::bigint[]"),

@@ -495,6 +495,8 @@ _FACTOR = """CASE WHEN {a} = {b} THEN 1::numeric
 # and the waste charted, in the code's billing unit, beside the units the
 # current suggestion bills for that code (JW lines apart). Per encounter, not per
 # administration: the engine sums the runs of one drug into one drug line (R17, R46).
+# Drugs and vials struck as entered in error (REC-4) are not counted: the coding
+# leaves them out too (Administration.objects.charted(), VialUse.objects).
 VIALS_SQL = f"""
 WITH adm AS (
   SELECT a.id, a.encounter_id, a.drug_id, a.container_type, a.dose_value, a.dose_unit, a.wasted_value, a.wasted_unit,
@@ -509,7 +511,8 @@ WITH adm AS (
   JOIN charting_drug d ON d.id = a.drug_id
   JOIN charting_encounter e ON e.id = a.encounter_id
   WHERE e.clinic_id = ANY(%(clinics)s) AND e.date_of_service BETWEEN %(date_from)s AND %(date_to)s
-    AND EXISTS (SELECT 1 FROM charting_vialuse v WHERE v.administration_id = a.id)
+    AND a.entered_in_error_at IS NULL
+    AND EXISTS (SELECT 1 FROM charting_vialuse v WHERE v.administration_id = a.id AND v.entered_in_error_at IS NULL)
 ),
 vials AS (
   SELECT adm.encounter_id, adm.drug_id, adm.hcpcs, adm.bu_value, adm.bu_unit,
@@ -519,7 +522,7 @@ vials AS (
          sum(v.count * v.size_value * {_FACTOR.format(a="v.size_unit", b="adm.bu_unit")}) AS opened,
          bool_and(v.size_value IS NOT NULL AND {_FACTOR.format(a="v.size_unit", b="adm.bu_unit")} IS NOT NULL) AS opened_known,
          bool_or(adm.container_type = 'multi_dose') AS multi_dose
-  FROM adm JOIN charting_vialuse v ON v.administration_id = adm.id
+  FROM adm JOIN charting_vialuse v ON v.administration_id = adm.id AND v.entered_in_error_at IS NULL
   GROUP BY 1, 2, 3, 4, 5
 ),
 doses AS (

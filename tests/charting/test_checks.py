@@ -141,6 +141,17 @@ def em_not_separate(encounter, site):
     return encounter, lambda: update(visit, significant_separately_identifiable=True)
 
 
+def never_started(encounter, site):
+    adm = given(encounter, site)
+    update(adm, started_at=None, stopped_at=None, recorded_at=NOW - 7 * H)  # added 03:00, never started
+    return adm, lambda: update(adm, started_at=NOW - 6 * H, stopped_at=NOW - 5 * H)
+
+
+def nothing_charted(encounter, site):
+    update(encounter, date_of_service=dt.date(2026, 3, 9))  # yesterday: the day is over
+    return encounter, lambda: given(encounter, site, start=NOW - 26 * H)
+
+
 CASES = {
     "still_running": (still_running, "Stop time missing for infliximab (started 03:00): chart when it stopped."),
     "no_access_site": (no_access_site, "No access site for infliximab (IV push): pick the site it ran through."),
@@ -154,6 +165,8 @@ CASES = {
     "second_site_no_reason": (second_site_no_reason, "Site B is charted as a medically required separate site, but no reason is given: say why it was required."),
     "not_signed": (not_signed, "Not signed by the end of the day (Mon 9 Mar): review and sign."),
     "em_not_separate": (em_not_separate, "E/M visit 99213 has no note of significant, separately identifiable work: document it, or the visit is not billed."),
+    "never_started": (never_started, "Infliximab was added but never started — start it, or mark it entered in error."),
+    "nothing_charted": (nothing_charted, "Nothing charted on this encounter: chart the drugs given or the service provided."),
 }
 
 
@@ -301,6 +314,84 @@ def test_not_signed_uses_the_clinics_midnight(encounter, site):
     assert not DocumentationFlag.objects.filter(kind="not_signed").exists()
     sweep(dt.datetime(2026, 3, 11, 4, 0, tzinfo=dt.UTC))
     assert DocumentationFlag.objects.get(kind="not_signed").encounter == encounter
+
+
+# --- what is not charted yet: due at signing, once signed, after the limit, after the day --------
+
+
+def fresh_drug(encounter, site, *, added=NOW - 10 * M):
+    """A drug added at `added`, not started: what the chart holds while the patient waits."""
+    adm = AdministrationFactory(encounter=encounter, access_site=site, drug=DrugFactory(name="rituximab"))
+    update(adm, recorded_at=added)
+    return adm
+
+
+def panel_kinds(encounter, now=NOW, **kwargs):
+    return {i.kind for i in checks.check_encounter(Encounter.objects.for_chart().get(pk=encounter.pk), now=now, **kwargs)}
+
+
+@pytest.mark.parametrize(("hours", "flagged"), [(6, False), (6.01, True)])
+def test_never_started_after_the_running_limit(encounter, site, settings, hours, flagged):
+    settings.CHAIRSIDE_RUNNING_FLAG_HOURS = 6
+    fresh_drug(encounter, site, added=NOW - dt.timedelta(hours=hours))
+    assert ("never_started" in panel_kinds(encounter)) is flagged
+    sweep()
+    assert DocumentationFlag.objects.filter(kind="never_started").exists() is flagged
+
+
+def test_a_drug_just_added_is_no_flag_yet_but_signing_asks_about_it(encounter, site):
+    adm = fresh_drug(encounter, site)
+    assert "never_started" not in panel_kinds(encounter)
+    assert sweep()["open"] == 0
+    at_signing = [i for i in checks.check_encounter(Encounter.objects.for_chart().get(pk=encounter.pk), now=NOW, signing=True) if i.kind == "never_started"]
+    assert [(i.blocking, i.message, i.administration_id) for i in at_signing] == [(True, "Rituximab was added but never started — start it, or mark it entered in error.", adm.pk)]
+    # The link goes to the card's Start button (its "Entered in error…" is beside it).
+    assert at_signing[0].fix_url.endswith(f"/encounters/{encounter.pk}/#start-{adm.pk}")
+
+
+def test_never_started_once_the_day_is_over_or_signed(encounter, site):
+    fresh_drug(encounter, site, added=dt.datetime(2026, 3, 11, 3, 0, tzinfo=dt.UTC))  # 23:00 in New York
+    # 10 March in New York ends at 04:00 UTC on the 11th.
+    assert "never_started" not in panel_kinds(encounter, dt.datetime(2026, 3, 11, 3, 59, tzinfo=dt.UTC))
+    assert "never_started" in panel_kinds(encounter, dt.datetime(2026, 3, 11, 4, 0, tzinfo=dt.UTC))
+    update(encounter, status="signed", signed_by=UserFactory(), signed_at=dt.datetime(2026, 3, 11, 3, 30, tzinfo=dt.UTC))
+    assert "never_started" in panel_kinds(encounter, dt.datetime(2026, 3, 11, 3, 30, tzinfo=dt.UTC))
+    sweep(dt.datetime(2026, 3, 11, 3, 30, tzinfo=dt.UTC))
+    assert DocumentationFlag.objects.filter(kind="never_started").exists()
+
+
+def test_a_drug_struck_as_entered_in_error_is_not_never_started(encounter, site):
+    given(encounter, site)
+    adm = fresh_drug(encounter, site, added=NOW - 7 * H)
+    sweep()
+    flag = DocumentationFlag.objects.get(kind="never_started")
+    update(adm, entered_in_error_at=NOW, entered_in_error_reason="Order cancelled")
+    assert "never_started" not in panel_kinds(encounter, NOW + M, signing=True)
+    assert sweep(NOW + M)["resolved"] == 1
+    flag.refresh_from_db()
+    assert flag.resolved_at == NOW + M
+
+
+def test_an_encounter_just_opened_is_not_empty_yet_but_signing_asks(encounter):
+    update(encounter, created_at=NOW - 5 * H)
+    assert "nothing_charted" not in panel_kinds(encounter)
+    items = [i for i in checks.check_encounter(Encounter.objects.for_chart().get(pk=encounter.pk), now=NOW, signing=True) if i.kind == "nothing_charted"]
+    assert [(i.blocking, i.encounter_id, i.fix_url.rsplit("#", 1)[1]) for i in items] == [(True, encounter.pk, "administration-form")]
+    assert sweep()["open"] == 0
+    update(encounter, created_at=NOW - 7 * H)  # opened at 03:00, still nothing
+    assert sweep()["opened"] == 1
+    assert DocumentationFlag.objects.get(kind="nothing_charted").encounter == encounter
+
+
+def test_nothing_charted_counts_only_charted_drugs_and_any_other_service(encounter, site):
+    update(encounter, date_of_service=dt.date(2026, 3, 9))
+    struck = fresh_drug(encounter, site)
+    update(struck, entered_in_error_at=NOW, entered_in_error_reason="Wrong patient")
+    assert "nothing_charted" in panel_kinds(encounter)
+    OtherService.objects.create(encounter=encounter, kind="nurse_visit_99211", detail="Blood pressure check")
+    assert "nothing_charted" not in panel_kinds(encounter, signing=True)
+    sweep()
+    assert not DocumentationFlag.objects.filter(kind="nothing_charted").exists()
 
 
 def test_second_bag_of_a_drug_is_named_by_its_number(encounter, site):

@@ -183,6 +183,61 @@ def test_second_site_without_a_reason_is_fixed_on_the_site(nurse_client, encount
     assert AuditEvent.objects.filter(action="charting.access_site.edited").count() == 1
 
 
+def never_started(encounter, site):
+    """A drug added seven hours ago and never started, with its flag."""
+    adm = AdministrationFactory(encounter=encounter, access_site=site, drug=DrugFactory(name="rituximab"), label="rituximab")
+    Administration.objects.filter(pk=adm.pk).update(recorded_at=timezone.now() - 7 * H)
+    services.refresh_flags(encounter.pk, now=timezone.now())
+    flag = open_flag(encounter, "never_started")
+    assert flag is not None and flag.administration_id == adm.pk
+    return adm, flag
+
+
+@pytest.mark.parametrize("htmx", [True, False], ids=["htmx", "plain"])
+def test_never_started_is_fixed_by_the_start_button(nurse_client, encounter, site, htmx):
+    adm, flag = never_started(encounter, site)
+    assert fix_anchor(page(nurse_client, encounter), "never_started") == f"start-{adm.pk}"
+    post(nurse_client, reverse("charting:start_administration", kwargs={"pk": adm.pk}), {}, htmx)
+    adm.refresh_from_db()
+    assert adm.started_at is not None
+    assert_fixed(nurse_client, encounter, "never_started", flag)
+
+
+def test_never_started_is_fixed_by_striking_it_as_entered_in_error(nurse_client, encounter, site):
+    given(encounter, site)
+    adm, flag = never_started(encounter, site)
+    post(nurse_client, reverse("charting:enter_in_error", kwargs={"pk": adm.pk}), {"reason": "Order cancelled"}, True)
+    assert_fixed(nurse_client, encounter, "never_started", flag)
+
+
+def test_never_started_is_fixed_by_correcting_in_the_start_it_had(nurse_client, encounter, site):
+    adm, flag = never_started(encounter, site)
+    started = timezone.localtime(timezone.now() - 2 * H, encounter.clinic.tz)
+    if started.date() != encounter.date_of_service:  # just after midnight: the start is today
+        started = timezone.localtime(timezone.now(), encounter.clinic.tz)
+    data = {"target": "started_at", "new_value": started.strftime("%Y-%m-%dT%H:%M"), "reason": "Started, the tap was missed"}
+    post(nurse_client, reverse("charting:correct_time", kwargs={"pk": adm.pk}), data, True)
+    adm.refresh_from_db()
+    assert adm.started_at is not None
+    flag.refresh_from_db()
+    assert flag.resolved_at is not None
+
+
+def test_nothing_charted_is_fixed_by_adding_a_drug(nurse_client, encounter, site):
+    # An encounter opened seven hours ago, nothing charted since.
+    type(encounter).objects.filter(pk=encounter.pk).update(created_at=timezone.now() - 7 * H)
+    services.refresh_flags(encounter.pk, now=timezone.now())
+    flag = open_flag(encounter, "nothing_charted")
+    assert flag is not None and flag.administration_id is None
+    assert fix_anchor(page(nurse_client, encounter), "nothing_charted") == "administration-form"
+    drug = DrugFactory(name="denosumab", admin_family=AdminFamily.THERAPEUTIC)
+    data = {"adm-drug": drug.pk, "adm-route": "subcutaneous", "adm-dose_value": "60", "adm-dose_unit": "mg", "adm-purpose": "treatment", "adm-admin_class": ""}
+    response = nurse_client.post(reverse("charting:add_administration", kwargs={"pk": encounter.pk}), data)
+    assert response.status_code == 302, response.content.decode()[:500]
+    flag.refresh_from_db()
+    assert flag.resolved_at is not None and open_flag(encounter, "nothing_charted") is None
+
+
 @pytest.mark.parametrize("htmx", [True, False], ids=["htmx", "plain"])
 def test_em_visit_without_the_separate_work_note_is_fixed_by_the_note(nurse_client, encounter, site, htmx):
     given(encounter, site)
@@ -437,7 +492,12 @@ def test_the_amend_form_does_not_offer_entered_in_error(encounter, site):
 def test_a_struck_drug_does_not_block_signing_or_count_as_running(encounter, site, nurse):
     adm = given(encounter, site, minutes=None)  # still running
     services.enter_administration_in_error(adm, reason="Started on the wrong chair", actor=nurse)
-    signed = services.sign_encounter(encounter, actor=nurse, confirmed="")
+    # Not refused as "still running": signing only asks about the chart being
+    # empty now (its one drug struck).
+    with pytest.raises(services.NeedsConfirmation) as asked:
+        services.sign_encounter(encounter, actor=nurse)
+    assert [i.kind for i in asked.value.issues] == ["nothing_charted"]
+    signed = services.sign_encounter(encounter, actor=nurse, confirmed=asked.value.digest)
     assert signed.is_signed
 
 

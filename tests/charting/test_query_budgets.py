@@ -63,18 +63,19 @@ def _edit(adm):
 # entered in error) lock the encounter and the record and refresh the flags
 # (the encounter with its prefetches, the open flags).
 # Re-pinned in issue #5b: the budgets pinned before the audit trail (issue
-# #7) no longer held (the page counted 20 against 14). Issue #8: the page
-# reads the encounter's latest wristband check with its scanner (+1: 22).
+# #7) no longer held (the page counted 20 against 14). Start and a corrected
+# start: +1 each for the UPDATE that resolves the drug's "never started" flag
+# at once (one statement whatever the rows).
 REQUESTS = [
     # Issue #8: +1 the access sites' checks, +1 the latest wristband check,
     # +2 the vitals and the reactions (the reactions' drug links only when
     # there are reactions, a constant 2 more).
     ("encounter page", "not_started", "encounter", None, 25),
-    ("start", "not_started", "start_administration", {}, 24),
+    ("start", "not_started", "start_administration", {}, 25),
     ("pause", "running", "pause_administration", {"reason": "reaction"}, 25),
     ("resume", "paused", "resume_administration", {}, 25),
     ("stop", "running", "stop_administration", {}, 26),
-    ("correct a time", "stopped", "correct_time", {"target": "started_at", "new_value": "2026-03-10T09:58", "reason": "pump clock"}, 32),
+    ("correct a time", "stopped", "correct_time", {"target": "started_at", "new_value": "2026-03-10T09:58", "reason": "pump clock"}, 33),
     ("vials", "stopped", "record_vials", VIALS, 26),
     ("waste", "stopped", "confirm_waste", {"none": "on", "wasted_unit": "mg"}, 25),
     ("edit a drug", "stopped", "edit_administration", _edit, 41),
@@ -85,7 +86,7 @@ REQUESTS = [
     # savepoint and stores the record it wrote (4); a site check reads the
     # site, locks the encounter, writes the check and its audit row, and the
     # site card reads its checks.
-    ("start with a key", "not_started", "start_administration", lambda adm: {"idempotency_key": str(uuid.uuid4())}, 30),
+    ("start with a key", "not_started", "start_administration", lambda adm: {"idempotency_key": str(uuid.uuid4())}, 31),  # +1 the "never started" resolve
     ("site check", "stopped", "check_access_site", lambda adm: {"finding": "patent", "idempotency_key": str(uuid.uuid4())}, 28),
     # Issue #8, beyond the request's own queries: a vial scan reads the drug
     # with its encounter and the known NDCs (catalog, charted in this clinic)

@@ -58,3 +58,42 @@ def test_reseeding_keeps_an_admins_confirmation():
     Drug.objects.filter(name="golimumab (IV)").update(is_verified=True)
     call_command("seed_drug_catalog", stdout=open("/dev/null", "w"))
     assert Drug.objects.get(name="golimumab (IV)").is_verified
+
+
+def _run(command, **kwargs) -> list[str]:
+    import io
+
+    out = io.StringIO()
+    call_command(command, stdout=out, **kwargs)
+    return out.getvalue().splitlines()
+
+
+def test_the_summary_counts_the_files_rows_and_the_saline_apart():
+    """Regression: it said "48 created (47 rows)" (saline counted as a row of
+    the file) and "47 updated" when nothing changed."""
+    [first] = _run("seed_drug_catalog")
+    assert first.startswith("drug catalog: 47 rows in ") and first.endswith(": 47 created, 0 updated, 0 unchanged; plain saline (not in the file) added")
+    Drug.objects.filter(name="denosumab").update(hcpcs="J9999")
+    [again] = _run("seed_drug_catalog")
+    assert again.endswith(": 0 created, 1 updated, 46 unchanged; plain saline (not in the file) already there")
+    assert Drug.objects.get(name="denosumab").hcpcs != "J9999"
+
+
+def test_setup_demo_says_what_it_created_and_what_was_there(settings):
+    first = _run("setup_demo", scenarios=[])
+    assert first[0].endswith(": 47 created, 0 updated, 0 unchanged; plain saline (not in the file) added")
+    assert first[1:] == [
+        "clinic 'Chairside Demo Clinic (America/New_York)': created",
+        "users nurse, coder, admin: 3 created, 0 already there",
+        first[3],
+        "flags: opened=0 resolved=0 open=0",
+        "Demo ready: log in as nurse, coder or admin with password 'chairside-demo'.",
+    ]
+    assert first[3].startswith("today's encounters (") and first[3].endswith("): 3 opened, 0 already open")
+    again = _run("setup_demo", scenarios=[])
+    assert again[0].endswith(": 0 created, 0 updated, 47 unchanged; plain saline (not in the file) already there")
+    assert again[1:4] == [
+        "clinic 'Chairside Demo Clinic (America/New_York)': already there",
+        "users nurse, coder, admin: 0 created, 3 already there",
+        first[3].replace("3 opened, 0 already open", "0 opened, 3 already open"),
+    ]

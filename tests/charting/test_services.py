@@ -234,8 +234,10 @@ def test_signed_encounters_refuse_every_change(adm, nurse, clock, change):
 
 
 @pytest.fixture
-def ran(adm, nurse, clock):
-    """Started 10:00 (NY), paused 10:20-10:30, stopped 11:00; now 11:30."""
+def ran(clock, adm, nurse):
+    """Started 10:00 (NY), paused 10:20-10:30, stopped 11:00; now 11:30.
+    The clock first: the encounter is dated by it (10 March), so the times
+    corrected below are on its date of service."""
     services.start_administration(adm, actor=nurse)
     clock.advance(minutes=20)
     services.pause_administration(adm, reason="Pump alarm", actor=nurse)
@@ -287,6 +289,47 @@ def test_corrections_that_break_the_timeline_are_refused(ran, nurse, field, new_
     assert not TimeCorrection.objects.exists()
 
 
+@pytest.fixture
+def dated(clinic, nurse, clock):
+    """Given 10:00-11:00 on Tue 10 Mar 2026 (New York), an encounter of that date; now 11:30."""
+    enc = EncounterFactory(patient=PatientFactory(clinic=clinic), date_of_service=dt.date(2026, 3, 10))
+    adm = AdministrationFactory(encounter=enc, drug=DrugFactory(name="infliximab"))
+    services.start_administration(adm, actor=nurse)
+    clock.advance(hours=1)
+    services.stop_administration(adm, actor=nurse)
+    clock.advance(minutes=30)
+    return Administration.objects.get(pk=adm.pk)
+
+
+def test_a_time_before_the_date_of_service_is_refused_naming_the_date(dated, nurse):
+    """Regression: only future times were refused; a start days before the
+    date of service was accepted."""
+    for new_value, typed in [(dt.datetime(2026, 3, 7, 14, 0, tzinfo=dt.UTC), "09:00 on Sat 7 Mar 2026"), (at(-1, 59), "23:59 on Mon 9 Mar 2026")]:
+        with pytest.raises(ChartingError) as exc:
+            services.correct_time(dated, field="started_at", new_value=new_value, reason="typo", actor=nurse)
+        assert exc.value.message == f"{typed} is before this encounter's date of service, Tue 10 Mar 2026: give a time on that day."
+        assert exc.value.field == "new_value"
+    assert not TimeCorrection.objects.exists()
+    services.correct_time(dated, field="started_at", new_value=at(0, 0), reason="Started at midnight", actor=nurse)  # 00:00 local: on the day
+    assert Administration.objects.get(pk=dated.pk).started_at == at(0, 0)
+
+
+def test_a_time_in_the_night_after_is_allowed_later_is_not(dated, nurse, clock):
+    clock.now = dt.datetime(2026, 3, 12, 18, 0, tzinfo=dt.UTC)  # two days later
+    services.correct_time(dated, field="stopped_at", new_value=dt.datetime(2026, 3, 11, 5, 30, tzinfo=dt.UTC), reason="Ran overnight", actor=nurse)  # 01:30 on the 11th
+    with pytest.raises(ChartingError, match=re.escape("00:30 on Thu 12 Mar 2026 is after this encounter's date of service, Tue 10 Mar 2026, and the night after it")):
+        services.correct_time(dated, field="stopped_at", new_value=dt.datetime(2026, 3, 12, 4, 30, tzinfo=dt.UTC), reason="typo", actor=nurse)
+
+
+def test_an_amended_time_before_the_date_of_service_is_refused(dated, nurse):
+    from tests.factories import amending
+
+    with amending():
+        Encounter.objects.filter(pk=dated.encounter_id).update(status="signed", signed_by=nurse, signed_at=at(11, 15))
+    with pytest.raises(ChartingError, match=re.escape("09:00 on Mon 9 Mar 2026 is before this encounter's date of service, Tue 10 Mar 2026")):
+        services.amend_administration(dated, field="started_at", new_value="2026-03-09 09:00", reason="transcription_error", actor=nurse)
+
+
 def test_pause_corrections_stay_inside_start_stop(ran, nurse):
     pause = ran.pauses.get()
     with pytest.raises(ChartingError, match="before the start"):
@@ -307,7 +350,7 @@ def test_a_correction_needs_a_reason_and_a_pause_of_this_drug(ran, nurse):
         services.correct_time(ran, field="paused_at", pause=foreign, new_value=at(10, 21), reason="x", actor=nurse)
 
 
-def test_charting_a_forgotten_stop_closes_pause_and_resolves_flag(adm, nurse, clock):
+def test_charting_a_forgotten_stop_closes_pause_and_resolves_flag(clock, adm, nurse):  # the clock dates the encounter
     services.start_administration(adm, actor=nurse)
     clock.advance(minutes=40)
     services.pause_administration(adm, reason="Patient to restroom", actor=nurse)

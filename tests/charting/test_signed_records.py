@@ -143,6 +143,30 @@ def test_rec1_charting_views_answer_409_with_guidance_to_amend(nurse_client, sig
     assert response.status_code == 409
 
 
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("confirm_waste", {}),  # nothing typed: the form does not validate
+        ("confirm_waste", {"wasted_value": "", "wasted_unit": "mg"}),
+        ("record_vials", {"ndc": ""}),
+        ("correct_time", {"target": "started_at", "new_value": "", "reason": ""}),
+        ("pause_administration", {"reason": ""}),
+        ("edit_administration", {"dose_value": "x"}),
+    ],
+)
+def test_rec1_a_drug_card_form_posted_to_a_signed_chart_is_refused_whatever_was_typed(nurse_client, signed_adm, name, data):
+    """Regression: waste posted to a signed chart with a form that does not
+    validate was answered 200 with nothing to show (the signed card has no
+    waste form): silently ignored. It is the 409 of every signed write."""
+    url = reverse(f"charting:{name}", kwargs={"pk": signed_adm.pk})
+    response = nurse_client.post(url, data)
+    assert response.status_code == 409 and "can only be changed by an amendment" in response.content.decode()
+    response = nurse_client.post(url, data, HTTP_HX_REQUEST="true")
+    assert response.status_code == 409 and "can only be changed by an amendment" in response.content.decode()
+    assert response["HX-Redirect"] == reverse("charting:encounter", kwargs={"pk": signed_adm.encounter_id})
+    assert Administration.objects.get(pk=signed_adm.pk).waste_confirmed_at is None
+
+
 def test_rec1_pghistory_keeps_the_original_row_byte_for_byte(signed_adm):
     """The insert snapshot of the administration is the row as first charted;
     an amendment's update adds a snapshot and leaves that one as it was."""

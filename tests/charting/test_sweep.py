@@ -68,9 +68,12 @@ def test_an_open_flag_is_never_duplicated_even_by_a_racing_insert(clinic):
 
 @pytest.mark.django_db
 def test_query_count_does_not_grow_with_the_gaps(clinic, django_assert_max_num_queries):
-    # savepoint, lock, 2 counts, per check (12): resolve UPDATE + gaps SELECT,
-    # the clinics for "not signed", INSERTs of new flags (one batch per kind
-    # with gaps), SweepRun, audit row, release = about 40, whatever the rows.
+    # savepoint, lock + jit off, 2 counts, the clinics once per check that
+    # asks "is the day over" (nothing charted, never started, not signed: 3),
+    # the temporary table (drop, create, fill, resolve UPDATE, SELECT the new
+    # gaps, drop: 6), per kind with new gaps its records and one INSERT (2 x 2
+    # here), SweepRun, audit row (3), release = 23 here, whatever the rows;
+    # the budget leaves room for more kinds with new gaps.
     for n in range(3):
         running_drug(clinic, drug=f"drug {n}", dose_value=None)
     with django_assert_max_num_queries(45):
@@ -264,6 +267,40 @@ def test_complete_records_sign_without_asking_and_signing_resolves_not_signed(st
 
 
 @pytest.mark.django_db
+def test_signing_asks_about_a_drug_never_started_however_fresh(stopped, nurse, monkeypatch):
+    """The hole of issue #5: a drug added but never started signed as ready to bill."""
+    monkeypatch.setattr(services, "_enqueue_suggestion", lambda encounter_id: None)
+    chart_vials(stopped)
+    forgotten = AdministrationFactory(encounter=stopped.encounter, access_site=stopped.access_site, drug=DrugFactory(name="rituximab"))
+    Administration.objects.filter(pk=forgotten.pk).update(recorded_at=NOW - dt.timedelta(minutes=2))
+    assert services.sweep_flags(now=NOW)["open"] == 0  # two minutes old: no flag yet
+    with pytest.raises(services.NeedsConfirmation) as asked:
+        services.sign_encounter(stopped.encounter, actor=nurse)
+    assert [(i.kind, i.message) for i in asked.value.issues] == [("never_started", "Rituximab was added but never started — start it, or mark it entered in error.")]
+
+    signed = services.sign_encounter(stopped.encounter, actor=nurse, confirmed=asked.value.digest)
+    assert signed.status == "signed"
+    # Signed over it: the sweep flags it at once (nothing more will be charted).
+    services.sweep_flags(now=NOW)
+    assert DocumentationFlag.objects.open().get().administration_id == forgotten.pk
+
+
+@pytest.mark.django_db
+def test_signing_an_empty_encounter_asks(clinic, nurse, monkeypatch):
+    from django.utils import timezone
+
+    monkeypatch.setattr(timezone, "now", lambda: NOW)
+    monkeypatch.setattr(services, "_enqueue_suggestion", lambda encounter_id: None)
+    enc = EncounterFactory(patient=PatientFactory(clinic=clinic), date_of_service=dt.date(2026, 3, 10))
+    with pytest.raises(services.NeedsConfirmation) as asked:
+        services.sign_encounter(enc, actor=nurse)
+    assert [(i.kind, i.message) for i in asked.value.issues] == [("nothing_charted", "Nothing charted on this encounter: chart the drugs given or the service provided.")]
+    assert services.sign_encounter(enc, actor=nurse, confirmed=asked.value.digest).status == "signed"
+    services.sweep_flags(now=NOW)
+    assert DocumentationFlag.objects.open().get().kind == "nothing_charted"
+
+
+@pytest.mark.django_db
 def test_advisory_items_never_ask(stopped, nurse, monkeypatch):
     monkeypatch.setattr(services, "_enqueue_suggestion", lambda encounter_id: None)
     chart_vials(stopped)
@@ -306,6 +343,20 @@ def test_encounter_page_shows_the_ready_to_bill_panel_and_signs_after_confirmati
 
 
 @pytest.mark.django_db
+def test_the_panel_lists_a_drug_not_started_and_links_to_its_start_button(nurse_client, stopped):
+    from django.urls import reverse
+
+    chart_vials(stopped)
+    waiting = AdministrationFactory(encounter=stopped.encounter, access_site=stopped.access_site, drug=DrugFactory(name="rituximab"))
+    page_url = reverse("charting:encounter", kwargs={"pk": stopped.encounter_id})
+    html = nurse_client.get(page_url).content.decode()
+    # As signing would ask, although too fresh for a flag: the panel is what "Sign" checks.
+    assert f'href="{page_url}#start-{waiting.pk}" data-testid="fix-never_started">Rituximab was added but never started — start it, or mark it entered in error.</a>' in html
+    assert f'id="start-{waiting.pk}"' in html and 'data-testid="sign-anyway"' in html
+    assert not DocumentationFlag.objects.exists()
+
+
+@pytest.mark.django_db
 def test_a_complete_chart_says_ready(nurse_client, stopped):
     from django.urls import reverse
 
@@ -328,6 +379,8 @@ def test_worklist_lists_earlier_days_with_open_flags(nurse_client, clinic, other
     rows = list(response.context["flagged_earlier"])
     assert [(e.patient.mrn, e.open_flag_count) for e in rows] == [("OLD-FLAGGED", 1)]
     assert b'data-testid="flagged-OLD-FLAGGED"' in response.content and b"ELSEWHERE" not in response.content
+    # The year too: an old chart's flag may be from another year.
+    assert "Mon 9 Mar 2026 · MRN OLD-FLAGGED" in response.content.decode()
 
 
 @pytest.mark.django_db

@@ -84,12 +84,39 @@ def test_queue_filters_by_status_payer_dates_clinic_and_counts_each_status(coder
     assert {value: n for value, _, n in counts}["final"] == 0
 
 
-@pytest.mark.parametrize("params", [{"status": "bogus"}, {"date_from": "31/12/2025"}, {"clinic": "999999"}, {"clinic": "x"}, {"page": "-1"}, {"payer": "<script>"}])
-def test_queue_bad_filters_are_ignored_not_a_500(coder_client, make_encounter, params):
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"status": "bogus"}, "Status: Unknown status “bogus”: pick one from the list."),
+        ({"date_from": "31/12/2025"}, "From: Give the date as YYYY-MM-DD, e.g. 2026-03-10."),
+        ({"date_to": "2025-02-30"}, "To: Give the date as YYYY-MM-DD, e.g. 2026-03-10."),
+        ({"clinic": "999999"}, "Clinic: Unknown clinic: pick one of yours from the list."),
+        ({"clinic": "x"}, "Clinic: Unknown clinic: pick one of yours from the list."),
+        ({"payer": "<script>"}, "Payer: Unknown payer “&lt;script&gt;”: pick one from the list."),
+        ({"order": "sideways"}, "Order: Unknown order “sideways”: pick one from the list."),
+        ({"page": "-1"}, None),  # the paginator's own: the last page
+    ],
+)
+def test_queue_bad_filters_say_so_and_are_not_applied_never_a_500(coder_client, make_encounter, params, message):
     coded(make_encounter)
     response = coder_client.get(reverse("coding:queue"), params)
     assert response.status_code == 200
-    assert response.content.count(b'data-testid="queue-row"') == 1
+    assert response.content.count(b'data-testid="queue-row"') == 1  # the bad filter is left out
+    html = response.content.decode()
+    if message is None:
+        assert 'data-testid="filter-errors"' not in html
+    else:
+        assert 'data-testid="filter-errors"' in html and f"<li>{message}</li>" in html
+        field = next(iter(params))
+        assert f'data-testid="filter-error-{field}"' in html
+
+
+def test_queue_from_after_to_says_so(coder_client, make_encounter):
+    coded(make_encounter)
+    response = coder_client.get(reverse("coding:queue"), {"date_from": "2025-06-30", "date_to": "2025-06-01"})
+    assert response.status_code == 200
+    assert "<li>From (2025-06-30) is after To (2025-06-01): no encounter can match.</li>" in response.content.decode()
+    assert b'data-testid="queue-row"' not in response.content
 
 
 def test_queue_is_paginated(coder_client, make_encounter, monkeypatch):

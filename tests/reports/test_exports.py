@@ -147,6 +147,17 @@ def test_administrations_csv_comes_from_copy_with_minutes(admin_client, clinic, 
     assert (log.report, log.table, log.row_count) == ("administrations", "all", 6)
 
 
+def test_the_administrations_export_leaves_out_drugs_entered_in_error(admin_client, clinic, data):
+    from charting.models import Administration
+    from tests.factories import amending
+
+    with amending():  # a signed encounter's drug, struck as an amendment would
+        Administration.objects.filter(label="inf2").update(entered_in_error_at=dt.datetime(2025, 6, 3, 18, 0, tzinfo=dt.UTC), entered_in_error_reason="Wrong patient")
+    rows = _csv(admin_client.get(reverse("reports:export", args=["administrations", "all", "csv"]), JUNE))
+    assert len(rows) == 1 + 5 and not any(r[12] == "2025-06-03T13:00:00Z" for r in rows[1:])
+    assert ExportLog.objects.get().row_count == 5
+
+
 def test_an_unknown_export_is_404_and_logs_nothing(admin_client, data):
     for args in (["vials", "nope", "csv"], ["vials", "lots", "pdf"], ["nope", "lots", "csv"]):
         assert admin_client.get(reverse("reports:export", args=args), JUNE).status_code == 404

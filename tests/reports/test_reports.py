@@ -254,6 +254,22 @@ def test_an_encounter_drawing_on_two_lots_is_one_row(clinic, data, june):
     assert [(r[3], r[6], r[7], r[11]) for r in lots] == [("A1 + A2", 6, Decimal(600), Decimal(10)), ("B2", 4, Decimal(400), Decimal(10))]
 
 
+def test_drugs_and_vials_struck_as_entered_in_error_are_not_counted(clinic, data, june):
+    """REC-4: a struck drug (or vial row) stays in the table, out of every count."""
+    from charting.models import VialUse
+    from tests.factories import amending
+
+    before = reports.vials(june)
+    e1 = data["encounters"][0]
+    wrong = AdministrationFactory(encounter=e1, drug=Administration.objects.get(label="inf1").drug, label="wrong", started_at=at(2, 9), stopped_at=at(2, 9, 30), dose_value=Decimal(100), dose_unit="mg")
+    VialUse.objects.create(administration=wrong, ndc="57894-030-01", lot="A1", size_value=Decimal(100), size_unit="mg", count=1)
+    struck_vial = VialUse.objects.create(administration=Administration.objects.get(label="inf2"), ndc="57894-030-01", lot="ZZ", size_value=Decimal(100), size_unit="mg", count=9)
+    with amending():  # arranging the strikes on signed encounters
+        Administration.objects.filter(pk=wrong.pk).update(entered_in_error_at=at(2, 12), entered_in_error_reason="Wrong patient")
+        VialUse.all_objects.filter(pk=struck_vial.pk).update(entered_in_error_at=at(3, 12), entered_in_error_reason="Wrong lot")
+    assert reports.vials(june) == before
+
+
 # --- 5. access log -------------------------------------------------------------------------------
 
 

@@ -51,6 +51,10 @@ def ran(adm, nurse):
     services.stop_administration(adm, actor=nurse)
     now = timezone.now()
     Administration.objects.filter(pk=adm.pk).update(started_at=now - dt.timedelta(minutes=90), stopped_at=now - dt.timedelta(minutes=30))
+    # Dated by the earliest time typed below (3 hours ago): just after
+    # midnight that is the day before, which is not this encounter's date of
+    # service otherwise, and would be refused as such.
+    Encounter.objects.filter(pk=adm.encounter_id).update(date_of_service=timezone.localdate(now - dt.timedelta(hours=3), adm.encounter.clinic.tz))
     adm.refresh_from_db()
     return adm
 

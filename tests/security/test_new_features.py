@@ -395,7 +395,8 @@ def incomplete(adm):
 
 
 def _digest(encounter):
-    issues = checks.check_encounter(Encounter.objects.for_chart().get(pk=encounter.pk), now=timezone.now())
+    # What the page's "Sign anyway" posts: the blocking items as at signing.
+    issues = checks.check_encounter(Encounter.objects.for_chart().get(pk=encounter.pk), now=timezone.now(), signing=True)
     blocking = [i for i in issues if i.blocking]
     assert blocking
     return checks.digest(blocking)

@@ -1,6 +1,7 @@
 """Load the drug catalog from charting/data/drug-catalog.csv (a copy of shared/drug-catalog.csv).
 
-Idempotent: one Drug per generic name (update_or_create). The container
+Idempotent: one Drug per generic name, created, updated only when a catalog
+value changed, else left alone (the summary line counts each). The container
 sizes are read from typical_single_dose_vial_sizes (`parse_vial_sizes`);
 `dosing_basis` is the admins' and is never set here. Whatever the
 catalog marks "unverified" stays visible in `verification_status`, and such a
@@ -163,15 +164,25 @@ class Command(BaseCommand):
         with open(file, newline="", encoding="utf-8") as fh:
             rows = list(csv.DictReader(fh))
         by_brand: dict[str, str] = {}
-        created = updated = 0
+        created = updated = unchanged = 0
         for row in rows:
             fields = drug_fields(row, by_brand)
             by_brand[row["common_brand"].strip().lower()] = fields["admin_family"]
             by_brand[re.sub(r"\s*\(.*\)$", "", row["common_brand"]).strip().lower()] = fields["admin_family"]
             verified = not any(UNVERIFIED in (v or "").lower() for v in row.values())
-            _, was_created = Drug.objects.update_or_create(name=row["generic_name"].strip(), defaults=fields, create_defaults=fields | {"is_verified": verified})
-            created += was_created
-            updated += not was_created
+            name = row["generic_name"].strip()
+            drug = Drug.objects.filter(name=name).first()
+            if drug is None:
+                Drug.objects.create(name=name, **fields, is_verified=verified)
+                created += 1
+            elif any(getattr(drug, k) != v for k, v in fields.items()):
+                for k, v in fields.items():
+                    setattr(drug, k, v)
+                drug.save(update_fields=list(fields))  # an admin's is_verified is kept
+                updated += 1
+            else:
+                unchanged += 1
         _, saline_created = Drug.objects.get_or_create(name=SALINE["name"], defaults=SALINE | {"is_verified": False})
-        created += saline_created
-        self.stdout.write(f"drug catalog: {created} created, {updated} updated ({len(rows)} rows in {file})")
+        # Counts of the file's rows, then the one drug that is not in the file.
+        saline = "added" if saline_created else "already there"
+        self.stdout.write(f"drug catalog: {len(rows)} rows in {file}: {created} created, {updated} updated, {unchanged} unchanged; plain saline (not in the file) {saline}")
