@@ -255,10 +255,11 @@ def test_nurse_charts_a_rituximab_visit_and_the_coder_sees_the_lines(live_server
         shown[line.get_attribute("data-code")] = (int(line.locator('[data-testid="line-units"]').inner_text()), modifiers)
     steps.shot("coder-review", page=desk)
     # By the rules (coding-rules.md), as the engine codes them:
-    #  96413 x1   the initial service: the chemo/complex infusion ranks first (hierarchy), its first hour;
+    #  96413 x1   rituximab, chemo/complex (R35), the reason for the visit: the one initial (R4, R5),
+    #             its first hour; the pushes given before it are not initial for that (R7);
     #  96415 x3   add-on hours of 250 running minutes, the 20-minute pause excluded (R15, R17):
     #             211-270 min = 3 (R20: > 30 min beyond the last full hour);
-    #  96375 x2   one sequential push per new non-chemo drug after the initial (R27), whatever the clock order;
+    #  96375 x2   one push per new non-chemo drug besides the initial (R27, R8);
     #  J9312 x100 rituximab 1000 mg / 10 mg (R46), JZ: none wasted from single-dose vials (R48),
     #             NDC 50242-051-21 as 11 digits 50242005121 (R49);
     #  J1200 x1   diphenhydramine 50 mg ("up to 50 mg"); J2920 x3 methylprednisolone 100 mg by the
