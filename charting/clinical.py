@@ -339,12 +339,15 @@ def container_sizes(drug: Drug) -> tuple[Decimal, ...]:
     """The drug's catalog container sizes in mg (Drug.vial_sizes_mg), the
     positive numbers only (an admin's typo is left out, not guessed at)."""
     sizes = []
-    for value in drug.vial_sizes_mg or ():
+    values = drug.vial_sizes_mg if isinstance(drug.vial_sizes_mg, list) else [drug.vial_sizes_mg] if drug.vial_sizes_mg else []
+    for value in values:
         try:
             size = Decimal(str(value))
         except ArithmeticError:
             continue
-        if size.is_finite() and size > 0:
+        # Below a thousandth of a mg a size is a typo (and 0 in the thousandths
+        # the container choice works in).
+        if size.is_finite() and size >= Decimal("0.001"):
             sizes.append(size)
     return tuple(sorted(set(sizes)))
 

@@ -24,8 +24,20 @@ def _testids(form: forms.Form, prefix: str) -> None:
         field.widget.attrs.setdefault("data-testid", f"{prefix}-{name.replace('_', '-')}")
 
 
+class _TokenField(forms.UUIDField):
+    """The hidden one-time token: a value that is not a UUID (an old or edited
+    page) counts as no token, so what the nurse typed is saved rather than
+    refused without a visible message (the token only guards double taps)."""
+
+    def to_python(self, value):
+        try:
+            return super().to_python(value)
+        except forms.ValidationError:
+            return None
+
+
 class TokenForm(forms.Form):
-    client_token = forms.UUIDField(widget=forms.HiddenInput, required=False)
+    client_token = _TokenField(widget=forms.HiddenInput, required=False)
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("initial", {}).setdefault("client_token", uuid.uuid4())

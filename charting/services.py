@@ -59,6 +59,7 @@ from .models import (
     Patient,
     Pause,
     Purpose,
+    ReactionAdministration,
     Route,
     SweepRun,
     TimeCorrection,
@@ -402,6 +403,8 @@ def undo_event(adm: Administration, *, event: str, actor: Any) -> Administration
     adm = _locked_administration(adm)
     if event not in UNDO_EVENTS:
         raise ChartingError("Nothing to undo.")
+    if adm.entered_in_error_at is not None:
+        raise ChartingError(f"{adm.drug} was struck as entered in error: its times are kept as they were.")
     last = adm.last_event()
     if last is None or last[0] != event:
         raise ChartingError(f"The last change of {adm.drug} is not a {event}: nothing to undo. Use “Correct a time” instead.")
@@ -420,6 +423,10 @@ def undo_event(adm: Administration, *, event: str, actor: Any) -> Administration
         pause = _open_pause(adm)
         if pause.time_corrections.exists():
             raise ChartingError("This pause has a corrected time: use “Correct a time” instead.")
+        if ReactionAdministration.objects.filter(pause=pause).exists():
+            raise ChartingError(
+                f"This pause of {adm.drug} was opened by a recorded reaction: it stays with the reaction. Resume the drug when it is safe, or strike the reaction as entered in error."
+            )
         detail |= {"reason": pause.reason}
         pause.delete()
     elif event == "resume":
@@ -1338,7 +1345,14 @@ def sweep_flags(*, now: dt.datetime, period_start: dt.datetime | None = None, li
             cursor.execute("DROP TABLE IF EXISTS sweep_gaps")
             columns = ", ".join(f"{f.column} {f.db_type(connection)}" for f in map(DocumentationFlag._meta.get_field, ("kind", "encounter", "administration", "access_site")))
             cursor.execute(f"CREATE TEMPORARY TABLE sweep_gaps ({columns})")
-            cursor.execute(f"INSERT INTO sweep_gaps {gaps_select}", params)
+            if connection.vendor == "sqlite":
+                # The demo's SQLite overflows its parser stack on the whole
+                # UNION ALL: the same SELECTs, one statement each.
+                for part in checks.gap_querysets(sweep):
+                    part_sql, part_params = part.query.sql_with_params()
+                    cursor.execute(f"INSERT INTO sweep_gaps {part_sql}", part_params)
+            else:
+                cursor.execute(f"INSERT INTO sweep_gaps {gaps_select}", params)
             cursor.execute(
                 f"UPDATE {flags} SET resolved_at = %s WHERE resolved_at IS NULL"
                 f" AND NOT EXISTS (SELECT 1 FROM sweep_gaps g WHERE {same.replace('f.', f'{flags}.')})",

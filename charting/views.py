@@ -7,6 +7,7 @@ template (`template.html#name`); plain POSTs redirect back to the page, so
 the chart works without JavaScript.
 """
 
+import hashlib
 import uuid
 
 from django.conf import settings
@@ -333,10 +334,16 @@ def _once(request, action: str, write) -> tuple[str, bool]:
     request with the same key waits on the unique index until the first
     commits, then finds its row and replays; if the first failed (a
     ChartingError rolls it back) the key is free and the retry runs.
-    Raises KeyReused for a key another user or another action used."""
+    Raises KeyReused for a key another user, another action or another
+    record used: the key is stored with the action and a short digest of the
+    record the tap names (the URL's id and a POSTed site), so a key sent again
+    for another drug is refused with a message, never taken for a replay."""
     key = _tap_key(request)
     if key is None:
         return str(write()), False
+    kwargs = request.resolver_match.kwargs if request.resolver_match else {}
+    target = f"{kwargs.get('pk', '')}/{request.POST.get('site', '')}"
+    action = f"{action}@{hashlib.sha256(target.encode()).hexdigest()[:16]}"
     with transaction.atomic():
         try:
             with transaction.atomic():
