@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from decimal import Decimal
 
 import pytest
 from django.test import Client
@@ -19,8 +18,8 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from charting import checks, services
 from charting.barcodes import gtin_for_ndc
-from charting.models import Administration, Encounter, Pause, PatientScan, Reaction, ReactionAdministration, TapKey, VitalSigns
-from tests.factories import AccessSiteFactory, AdministrationFactory, DrugFactory, EncounterFactory, PatientFactory, UserFactory
+from charting.models import Administration, Encounter, PatientScan, Pause, Reaction, ReactionAdministration, TapKey, VitalSigns
+from tests.factories import AdministrationFactory, DrugFactory, EncounterFactory, PatientFactory, UserFactory
 
 from .conftest import HTMX
 
