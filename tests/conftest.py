@@ -119,12 +119,15 @@ document.addEventListener('securitypolicyviolation', (e) => {
 
 
 @pytest.fixture
-def page_factory(browser):
+def page_factory(browser, request):
     """New isolated browser contexts (one per person), at a tablet viewport.
 
-    Any `securitypolicyviolation` event on any page of the test fails it (CFG-2)."""
+    Any `securitypolicyviolation` event on any page of the test fails it (CFG-2).
+    When the test fails, its report gets each open page's URL and the messages
+    it shows (`pytest_runtest_makereport` below): CI's log is all there is."""
     contexts = []
     violations: list[dict] = []
+    request.node.chairside_pages = pages = []
 
     def make(viewport=(1024, 768)):
         ctx = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
@@ -132,7 +135,9 @@ def page_factory(browser):
         ctx.expose_function("__chairsideCspViolation", lambda violation: violations.append(violation))
         ctx.add_init_script(_CSP_LISTENER)
         contexts.append(ctx)
-        return ctx.new_page()
+        page = ctx.new_page()
+        pages.append(page)
+        return page
 
     make.csp_violations = violations  # a test of the mechanism itself reads (and empties) it
     yield make
@@ -140,6 +145,34 @@ def page_factory(browser):
         ctx.close()
     if violations:
         pytest.fail(f"Content-Security-Policy violations: {violations}")
+
+
+# What a failed browser test's pages were showing: errors, alerts, field
+# messages, the connection banner, and what has the focus.
+_PAGE_STATE = """() => {
+  const seen = [];
+  for (const el of document.querySelectorAll('.alert, .invalid-feedback, .text-danger, [role=alert], [data-connection-banner]:not(.d-none)')) {
+    const text = (el.innerText || '').trim();
+    if (text) seen.push((el.dataset.testid || el.className) + ': ' + text.slice(0, 300));
+  }
+  const f = document.activeElement;
+  seen.push('focus: ' + (f ? f.tagName + '#' + f.id + ' ' + (f.dataset.testid || '') : 'none'));
+  return seen.join('\\n');
+}"""
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    for n, page in enumerate(getattr(item, "chairside_pages", []), 1):
+        try:
+            state = page.evaluate(_PAGE_STATE) if not page.is_closed() else "(closed)"
+            report.sections.append((f"browser page {n}", f"{page.url}\n{state}"))
+        except Exception as exc:  # a crashed page must not hide the test's own failure
+            report.sections.append((f"browser page {n}", f"{page.url}: could not read the page: {exc}"))
 
 
 BASE_DIR = Path(__file__).resolve().parents[1]

@@ -38,7 +38,7 @@ from charting.forms import (
     WasteForm,
 )
 from charting.forms_clinical import ReactionForm, VitalsForm, VitalsTimeForm
-from charting.models import Administration, VialUse
+from charting.models import Administration, Encounter, VialUse
 from coding.forms import AddLineForm, ChangeLineForm, DeleteLineForm, ExportForm, QueryForm, VersionForm
 from tests.factories import PASSWORD, UserFactory, confirmed_device, next_totp
 
@@ -172,14 +172,17 @@ def local(value: dt.datetime, clinic) -> str:
 
 @pytest.fixture
 def ran(adm, nurse):
-    """Started at 10:05 and stopped at 10:50 clinic time, today."""
+    """Started at 10:05 and stopped at 10:50 clinic time YESTERDAY, the
+    encounter dated yesterday: every time the cases move is in the past and on
+    the date of service whatever hour the suite runs at (a corrected time
+    before the date of service is refused with its own message; CI once ran
+    this before 11:05 local with the date of service still today)."""
     services.start_administration(adm, actor=nurse)
     services.stop_administration(adm, actor=nurse)
     tz = adm.encounter.clinic.tz
-    today = timezone.localdate(timezone.now(), tz)
-    start = dt.datetime.combine(today, dt.time(10, 5), tzinfo=tz)
-    if start > timezone.now() - dt.timedelta(hours=1):  # before 11:05 local: use yesterday
-        start -= dt.timedelta(days=1)
+    yesterday = timezone.localdate(timezone.now(), tz) - dt.timedelta(days=1)
+    start = dt.datetime.combine(yesterday, dt.time(10, 5), tzinfo=tz)
+    Encounter.objects.filter(pk=adm.encounter_id).update(date_of_service=yesterday)
     Administration.objects.filter(pk=adm.pk).update(started_at=start, stopped_at=start + dt.timedelta(minutes=45))
     adm.refresh_from_db()
     return adm
