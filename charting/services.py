@@ -548,6 +548,7 @@ def correct_time(adm: Administration, *, field: str, new_value: dt.datetime, rea
     if field == "started_at":
         _resolve_never_started(adm, now)
     _audit("charting.administration.time_corrected", adm, adm.encounter, actor, field=field, original_value=original, new_value=new_value, reason=reason, pause_id=pause.pk if pause else None)
+    _refresh(adm.encounter)
     return adm
 
 
@@ -660,6 +661,7 @@ def record_vials(
     if cleared:
         adm.notice = "The vials changed: confirm the waste again."
     _audit(action, adm, adm.encounter, actor, vial_use_id=same.pk, ndc=ndc, lot=lot, container_type=container_type, size_value=size_value, size_unit=size_unit, count=count, expiry=expiry.isoformat() if expiry else None, waste_cleared=cleared)
+    _refresh(adm.encounter)
     return adm
 
 
@@ -704,6 +706,7 @@ def confirm_waste(adm: Administration, *, wasted_value: Decimal | None, wasted_u
     adm.waste_confirmed_by, adm.waste_confirmed_at = actor, timezone.now()
     adm.save(update_fields=["wasted_value", "wasted_unit", "waste_confirmed_by", "waste_confirmed_at"])
     _audit("charting.administration.waste_confirmed", adm, adm.encounter, actor, wasted_value=wasted_value, wasted_unit=wasted_unit, **previous)
+    _refresh(adm.encounter)
     return adm
 
 
@@ -748,6 +751,7 @@ def remove_vials(adm: Administration, *, vial_id: int | None, actor: Any, reason
         count=row.count,
         waste_cleared=cleared,
     )
+    _refresh(adm.encounter)
     return adm
 
 
@@ -758,7 +762,10 @@ def remove_vials(adm: Administration, *, vial_id: int | None, actor: Any, reason
 # (they raise SignedEncounterError, which the views answer with 409 "amend
 # instead"). Each one refreshes the encounter's flags in the same transaction
 # (`refresh_flags`), so a fixed gap's flag resolves at once, not at the next
-# sweep.
+# sweep. So do the other writes that can close a gap: correct_time,
+# record_vials, remove_vials, confirm_waste, sign_encounter and
+# amend_administration (start/stop/pause resolve their own kinds directly:
+# they are the taps the bench times). Replays ("already charted") do not.
 
 
 def _refresh(encounter: Encounter) -> None:
@@ -1049,11 +1056,11 @@ def sign_encounter(encounter: Encounter, *, actor: Any, confirmed: str = "") -> 
     locked.signed_by = actor
     locked.signed_at = now
     locked.save(update_fields=["status", "signed_by", "signed_at"])
-    DocumentationFlag.objects.open().filter(encounter=locked, kind=DocumentationFlag.Kind.NOT_SIGNED).update(resolved_at=now)
     detail = {"signed_at": locked.signed_at}
     if blocking:
         detail |= {"confirmed_open_items": [{"kind": i.kind, "message": i.message} for i in blocking]}
     _audit("charting.encounter.signed", locked, locked, actor, **detail)
+    refresh_flags(locked.pk, now=now)  # "not signed" resolves; so does whatever was fixed since the last sweep
     encounter_id = str(locked.pk)
     transaction.on_commit(lambda: _enqueue_suggestion(encounter_id))
     return locked
@@ -1203,6 +1210,7 @@ def amend_administration(
     from coding.services import documentation_amended  # coding imports charting, not the reverse at load time
 
     documentation_amended(encounter, amendment=amendment)
+    _refresh(encounter)  # an amended stop time or site closes its flag now, not at the next sweep
     encounter_id = str(encounter.pk)
     transaction.on_commit(lambda: _enqueue_suggestion(encounter_id))
     return amendment

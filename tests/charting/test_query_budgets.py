@@ -75,9 +75,13 @@ REQUESTS = [
     ("pause", "running", "pause_administration", {"reason": "reaction"}, 25),
     ("resume", "paused", "resume_administration", {}, 25),
     ("stop", "running", "stop_administration", {}, 26),
-    ("correct a time", "stopped", "correct_time", {"target": "started_at", "new_value": "2026-03-10T09:58", "reason": "pump clock"}, 33),
-    ("vials", "stopped", "record_vials", VIALS, 26),
-    ("waste", "stopped", "confirm_waste", {"none": "on", "wasted_unit": "mg"}, 25),
+    # Issue #9 session 4: a corrected time, vials and waste refresh the
+    # encounter's flags in their transaction (+14 each: the savepoint pair,
+    # the encounter's lock, the encounter with the prefetches the checks read,
+    # its open flags), so "No vials charted" and the like resolve at once.
+    ("correct a time", "stopped", "correct_time", {"target": "started_at", "new_value": "2026-03-10T09:58", "reason": "pump clock"}, 47),
+    ("vials", "stopped", "record_vials", VIALS, 40),
+    ("waste", "stopped", "confirm_waste", {"none": "on", "wasted_unit": "mg"}, 39),
     ("edit a drug", "stopped", "edit_administration", _edit, 41),
     ("entered in error", "stopped", "enter_in_error", {"reason": "Wrong patient's order"}, 39),
     ("edit a site", "stopped", "edit_access_site", {"separate_site_medically_required": "on", "reason": "Vesicant on its own line"}, 36),  # issue #8: +5, the re-rendered site card reads its checks, the clinic's check interval and renders the check form with its key

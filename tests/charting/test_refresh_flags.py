@@ -55,3 +55,31 @@ def test_the_task_refreshes_one_encounter(clinic, monkeypatch):
     monkeypatch.setattr("django.utils.timezone.now", lambda: NOW)
     result = refresh_flags_task.apply(args=[str(enc.pk)]).get()
     assert result["opened"] == DocumentationFlag.objects.open().filter(encounter=enc).count() >= 1
+
+
+@pytest.mark.django_db
+def test_vials_waste_and_signing_resolve_their_flags_at_once_not_at_the_next_sweep(clinic, nurse, monkeypatch):
+    """Session 4: the card showed a stale "No vials charted" above the charted
+    vials until the next sweep. Charting the vials, confirming the waste and
+    signing now refresh the encounter's flags in their own transaction."""
+    from decimal import Decimal
+
+    enc = EncounterFactory(patient=PatientFactory(clinic=clinic), date_of_service=dt.date(2026, 3, 10))
+    adm = AdministrationFactory(encounter=enc, drug=DrugFactory(name="rituximab"), started_at=NOW - 8 * H, stopped_at=NOW - 6 * H, dose_value=Decimal("700"), dose_unit="mg")
+    Administration.objects.filter(pk=adm.pk).update(recorded_at=adm.started_at)
+    monkeypatch.setattr("django.utils.timezone.now", lambda: NOW)
+    services.refresh_flags(enc.pk, now=NOW)
+
+    def open_kinds():
+        return set(DocumentationFlag.objects.open().filter(encounter=enc).values_list("kind", flat=True))
+
+    assert "ndc_lot_missing" in open_kinds()
+    services.record_vials(adm, ndc="50242-051-21", lot="LOT7", expiry=None, container_type="single_dose", size_value=Decimal("100"), size_unit="mg", count=7, actor=nurse)
+    assert "ndc_lot_missing" not in open_kinds()
+    assert "waste_unconfirmed" in open_kinds()  # the vials opened this one, at once too
+    services.confirm_waste(adm, wasted_value=Decimal("0"), wasted_unit="mg", actor=nurse)
+    assert "waste_unconfirmed" not in open_kinds()
+    services.sign_encounter(enc, actor=nurse)
+    assert open_kinds() == set()
+    resolved = DocumentationFlag.objects.filter(encounter=enc, kind__in=["ndc_lot_missing", "waste_unconfirmed"])
+    assert resolved.count() == 2 and all(f.resolved_at == NOW for f in resolved)
