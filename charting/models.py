@@ -424,6 +424,16 @@ class Drug(models.Model):
     vial_sizes_mg = models.JSONField("container sizes (mg)", default=list, blank=True, help_text="mg per single-dose container, e.g. [100, 500]; filled by seed_drug_catalog.")
     vial_sizes_text = models.CharField("container sizes as catalogued", max_length=300, blank=True)
     dosing_basis = models.CharField(max_length=20, choices=DosingBasis.choices, default=DosingBasis.FLAT, help_text="mg/kg drugs get the Dosing help panel on their card (set by an admin).")
+    # A drug billed under several "up to" codes by dose (methylprednisolone
+    # sodium succinate: J2920 up to 40 mg, J2930 up to 125 mg): ascending
+    # [{"hcpcs", "up_to", "unit"}], from the catalog's HCPCS cell. Charting a
+    # dose picks the code (`code_for_dose`); `hcpcs` stays the first one.
+    dose_tiers = models.JSONField(
+        "HCPCS by dose",
+        default=list,
+        blank=True,
+        help_text='"Up to" codes by dose, ascending, e.g. [{"hcpcs": "J2920", "up_to": "40", "unit": "mg"}, {"hcpcs": "J2930", "up_to": "125", "unit": "mg"}]; filled by seed_drug_catalog.',
+    )
 
     class Meta:
         ordering = ["name"]
@@ -435,6 +445,31 @@ class Drug(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def code_for_dose(self, value: Decimal | None, unit: str) -> tuple[str, Decimal, str] | None:
+        """(HCPCS, billing unit value, billing unit) for a dose of this drug
+        when it is billed under "up to" codes by dose (`dose_tiers`): the
+        smallest code whose amount covers the dose (one unit of it pays for
+        the dose, R46; 100 mg methylprednisolone = J2930 x1, not J2920 x3),
+        above the largest the largest, billed in as many of its units as the
+        dose needs (1 g = J2930 x8). None without tiers, without a dose, or
+        for a dose whose unit does not convert to the tiers' (mg vs mL).
+        Source: coding-rules R46; the catalog's notes on this row;
+        shared scenario pc-28."""
+        if not self.dose_tiers or value is None or not unit:
+            return None
+        try:
+            tiers = sorted(((Decimal(str(t["up_to"])), t["unit"], t["hcpcs"]) for t in self.dose_tiers), key=lambda t: convert(t[0], t[1], "mg") or t[0])
+        except (KeyError, TypeError, ArithmeticError, ValueError):
+            return None  # a malformed admin edit: the catalog code stands
+        for amount, tier_unit, hcpcs in tiers:
+            dose = convert(value, unit, tier_unit)
+            if dose is None:
+                return None
+            if dose <= amount:
+                return hcpcs, amount, tier_unit
+        amount, tier_unit, hcpcs = tiers[-1]
+        return hcpcs, amount, tier_unit
 
     @property
     def has_unverified_facts(self) -> bool:

@@ -242,6 +242,25 @@ def _next_label(encounter: Encounter, drug: Drug) -> str:
 
 
 @transaction.atomic
+def _dose_code(adm: Administration) -> list[str]:
+    """Bill a drug with "up to" codes by dose (`Drug.dose_tiers`, R46) under
+    the code its dose needs: sets `hcpcs_override` and the billing unit
+    (`hcpcs_unit_value` / `hcpcs_unit_unit`, which the coding input and the
+    reports read first) and returns the fields it changed. A code someone
+    typed that is not one of the drug's tiers is left alone, as is a drug
+    without tiers."""
+    tiers = {t.get("hcpcs") for t in adm.drug.dose_tiers or [] if isinstance(t, dict)}
+    if not tiers or (adm.hcpcs_override and adm.hcpcs_override not in tiers):
+        return []
+    code = adm.drug.code_for_dose(adm.dose_value, adm.dose_unit)
+    hcpcs, unit_value, unit = code if code is not None else ("", None, "")
+    new = {"hcpcs_override": hcpcs, "hcpcs_unit_value": unit_value, "hcpcs_unit_unit": unit}
+    changed = [name for name, value in new.items() if getattr(adm, name) != value]
+    for name in changed:
+        setattr(adm, name, new[name])
+    return changed
+
+
 def add_administration(
     encounter: Encounter,
     *,
@@ -280,7 +299,7 @@ def add_administration(
         raise ChartingError(f"The dose must be between {MIN_DOSE} and {MAX_DOSE}.", field="dose_value")
     if concurrent_with is not None and concurrent_with.encounter_id != encounter.pk:
         raise ChartingError("The concurrent drug must be part of this encounter.", field="concurrent_with")
-    adm = Administration.objects.create(
+    adm = Administration(
         encounter=encounter,
         label=label or _next_label(encounter, drug),
         drug=drug,
@@ -296,6 +315,8 @@ def add_administration(
         visit=visit,
         recorded_by=actor,
     )
+    _dose_code(adm)  # methylprednisolone 100 mg: J2930 x1, not the catalog's first code
+    adm.save(force_insert=True)
     # The encounter is not empty any more: its "nothing charted" flag, if
     # any, is resolved at once (a "never started" one waits for its time).
     DocumentationFlag.objects.filter(encounter=encounter, kind=DocumentationFlag.Kind.NOTHING_CHARTED, resolved_at__isnull=True).update(resolved_at=_not_before_created(adm.recorded_at))
@@ -853,6 +874,8 @@ def edit_administration(
     for name, (_, value) in changed.items():
         setattr(adm, name, value)
     fields = [name.removesuffix("_id") for name in changed]
+    if "dose_value" in changed or "dose_unit" in changed:
+        fields += _dose_code(adm)
     cleared = ("dose_value" in changed or "dose_unit" in changed) and _clear_waste(adm)
     if cleared:
         fields += ["wasted_value", "wasted_unit", "waste_confirmed_by", "waste_confirmed_at"]
@@ -1192,8 +1215,11 @@ def amend_administration(
     setattr(locked, field, value)
     # Transaction-local on PostgreSQL: the trigger on signed administrations
     # lets exactly this transaction's UPDATE through.
+    fields = ["access_site" if field == AmendableField.ACCESS_SITE else field]
+    if field in (AmendableField.DOSE_VALUE, AmendableField.DOSE_UNIT):
+        fields += _dose_code(locked)  # an amended dose may need the other "up to" code (R46)
     with amendment_in_progress(amendment.pk):
-        locked.save(update_fields=["access_site" if field == AmendableField.ACCESS_SITE else field])
+        locked.save(update_fields=fields)
     _audit(
         "charting.administration.amended",
         locked,

@@ -166,7 +166,11 @@ def test_nurse_charts_a_rituximab_visit_and_the_coder_sees_the_lines(live_server
     page.fill(f"#id_vial_{adm.pk}_size_value", "100")
     page.fill(f"#id_vial_{adm.pk}_count", "10")
     steps.shot("vial-scanned")
-    page.click('[data-testid="vial-save-rituximab"]')
+    # The save's own answer first (its status in the failure if refused; CI's
+    # loaded machine once took the list past 15 s), then the list it shows.
+    with page.expect_response(lambda r: r.url.endswith(f"/administrations/{adm.pk}/vials/") and r.request.method == "POST", timeout=45_000) as saved:
+        page.click('[data-testid="vial-save-rituximab"]')
+    assert saved.value.status == 200, (saved.value.status, saved.value.text()[:500])
     page.wait_for_selector('[data-testid="vial-list-rituximab"]:has-text("RTXLOT42")')
     steps.shot("vials-saved")
 
@@ -262,9 +266,10 @@ def test_nurse_charts_a_rituximab_visit_and_the_coder_sees_the_lines(live_server
     #  96375 x2   one push per new non-chemo drug besides the initial (R27, R8);
     #  J9312 x100 rituximab 1000 mg / 10 mg (R46), JZ: none wasted from single-dose vials (R48),
     #             NDC 50242-051-21 as 11 digits 50242005121 (R49);
-    #  J1200 x1   diphenhydramine 50 mg ("up to 50 mg"); J2920 x3 methylprednisolone 100 mg by the
-    #             catalog's first code "up to 40 mg" (the seed reads the first of "J2920; J2930").
-    expected = {"96413": (1, ""), "96415": (3, ""), "96375": (2, ""), "J9312": (100, "-JZ"), "J1200": (1, ""), "J2920": (3, "")}
+    #  J1200 x1   diphenhydramine 50 mg ("up to 50 mg"); J2930 x1 methylprednisolone 100 mg: the
+    #             smallest of its "up to" codes that covers the dose (J2930 up to 125 mg, not
+    #             J2920 up to 40 mg x3; R46, the catalog's note, shared scenario pc-28).
+    expected = {"96413": (1, ""), "96415": (3, ""), "96375": (2, ""), "J9312": (100, "-JZ"), "J1200": (1, ""), "J2930": (1, "")}
     assert shown == expected
     lines = {line.code: line for line in suggestion.lines.all()}
     assert {code: (line.units, "".join(f"-{m}" for m in line.modifiers)) for code, line in lines.items()} == expected

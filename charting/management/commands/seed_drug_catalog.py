@@ -44,6 +44,20 @@ def parse_hcpcs(text: str) -> str:
     return match.group(1) if match else ""
 
 
+UP_TO_RE = re.compile(r"\b([A-Z]\d{4})\s*\(up to (\d+(?:\.\d+)?)\s*(mg|mcg|g)\)", re.IGNORECASE)
+
+
+def parse_dose_tiers(text: str) -> list[dict]:
+    """'J2920 (up to 40 mg); J2930 (up to 125 mg)' -> the "up to" codes by
+    dose, ascending ([] unless the cell names two or more): the drug is
+    billed under the smallest that covers the dose (Drug.code_for_dose)."""
+    found = [{"hcpcs": m.group(1).upper(), "up_to": m.group(2), "unit": m.group(3).lower()} for m in UP_TO_RE.finditer(text)]
+    if len(found) < 2:
+        return []
+    to_mg = {"mg": Decimal(1), "g": Decimal(1000), "mcg": Decimal("0.001")}
+    return sorted(found, key=lambda t: Decimal(t["up_to"]) * to_mg[t["unit"]])
+
+
 def parse_unit(text: str) -> tuple[Decimal | None, str]:
     """'10 mg' -> (10, 'mg'); 'up to 50 mg' -> (50, 'mg'); 'n/a' -> (None, '')."""
     match = UNIT_RE.search(text)
@@ -140,6 +154,7 @@ def drug_fields(row: dict, by_brand: dict[str, str]) -> dict:
     return {
         "brand": row["common_brand"].strip()[:200],
         "hcpcs": parse_hcpcs(row["hcpcs_code"]),
+        "dose_tiers": parse_dose_tiers(row["hcpcs_code"]),
         "billing_unit_value": value,
         "billing_unit_unit": unit,
         "admin_family": parse_family(row["usual_admin_code_family"], by_brand),
