@@ -63,9 +63,9 @@ TRUNCATE charting_pause, charting_vialuse, charting_timecorrection, charting_doc
          charting_administration, charting_accesssite, charting_otherservice, charting_encounter, charting_patient RESTART IDENTITY CASCADE;
 INSERT INTO charting_clinic (name, time_zone, site_check_minutes) VALUES ('Bench Infusion', 'America/New_York', 60) ON CONFLICT (name) DO NOTHING;
 INSERT INTO charting_drug (name, brand, hcpcs, billing_unit_value, billing_unit_unit, admin_family, single_dose, usual_routes, example_ndc, verification_status, is_verified, notes,
-    vial_sizes_mg, dosing_basis, vial_sizes_text)
+    vial_sizes_mg, dosing_basis, vial_sizes_text, dose_tiers)
 SELECT 'bench drug ' || g, '', 'J' || (1000 + g), 10, 'mg', CASE WHEN g %% 2 = 0 THEN 'chemo_complex' ELSE 'therapeutic' END, true, '', '', '', true, '',
-    '[]', 'flat', ''
+    '[]', 'flat', '', '[]'
 FROM generate_series(1, 5) g ON CONFLICT (name) DO NOTHING;
 INSERT INTO charting_patient (id, clinic_id, mrn, given_name, family_name, birth_date)
 SELECT gen_random_uuid(), c.id, 'BENCH-' || lpad(g::text, 6, '0'), 'Given' || g, 'Family' || g, date '1960-01-01' + g

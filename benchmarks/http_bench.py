@@ -16,6 +16,13 @@ the rounds' p95; ``ratio = p95 / bare p95``. A run with any error (socket
 error, timeout or a status other than 2xx/3xx) fails the bench: the ratio of a
 failing server means nothing.
 
+``rps`` / ``bare_rps`` / ``cost_ratio``: requests served per second by the
+line's requests and by the bare view, and their quotient: what one request
+costs the server against the bare view. At 50 closed-loop clients on two
+cores both p95s are mostly queueing, so ``ratio`` tends to ``cost_ratio``,
+and the bare view's p95 itself swings with gunicorn's tail (250 ms to 2.7 s
+between two runs on an idle machine): read the two together.
+
 ``queries_1`` / ``queries_100``: the encounter page's query count with 1 and
 with 100 administrations (the test client on the same database), which must
 be equal.
@@ -223,10 +230,13 @@ def main() -> int:
             wrk("GET", "/nurse/encounters/{id}/", chart_encounters, args.warmup)
 
             bare, start, stop, page = [], [], [], []
+            bare_requests = 0
             used = 0
             requests = {"start": 0, "stop": 0, "chart": 0}
             for _ in range(args.rounds):
-                bare.append(wrk("GET", "/healthz/", ["x"], args.seconds)["p95_ms"])
+                r = wrk("GET", "/healthz/", ["x"], args.seconds)
+                bare.append(r["p95_ms"])
+                bare_requests += r["requests"]
                 # Start only administrations never started, then stop exactly those.
                 fresh = startstop_ids[used:]
                 r = wrk("POST", "/nurse/administrations/{id}/start/", fresh, args.seconds)
@@ -252,10 +262,17 @@ def main() -> int:
     chart_p95 = statistics.median(page)
     stopped = Administration.objects.filter(pk__in=startstop_ids[:used], stopped_at__isnull=False).count()
     common = f"bare_p95_ms={bare_p95:.1f} clients={args.clients} seconds={args.seconds} rounds={args.rounds} server=gunicorn(3x2)"
+    # Requests served per second, bare ÷ this line's: what one request costs
+    # the server against the bare view (at 50 closed-loop clients the p95 of
+    # both is mostly queueing, and the bare view's tail is gunicorn's).
+    bare_rps = bare_requests / (args.rounds * args.seconds)
+    startstop_rps = (requests["start"] + requests["stop"]) / (args.rounds * (args.seconds + min(args.seconds, 60)))
+    chart_rps = requests["chart"] / (args.rounds * args.seconds)
     print(f"startstop: ratio={startstop_p95 / bare_p95:.2f} p95_ms={startstop_p95:.1f} start_p95_ms={statistics.median(start):.1f} "
-          f"stop_p95_ms={statistics.median(stop):.1f} requests={requests['start'] + requests['stop']} stopped={stopped} errors=0 {common}")
+          f"stop_p95_ms={statistics.median(stop):.1f} requests={requests['start'] + requests['stop']} stopped={stopped} errors=0 "
+          f"rps={startstop_rps:.1f} bare_rps={bare_rps:.0f} cost_ratio={bare_rps / startstop_rps:.1f} {common}")
     print(f"chart: ratio={chart_p95 / bare_p95:.2f} p95_ms={chart_p95:.1f} requests={requests['chart']} administrations_per_page=4 "
-          f"queries_1={counts[0]} queries_100={counts[1]} errors=0 {common}")
+          f"queries_1={counts[0]} queries_100={counts[1]} errors=0 rps={chart_rps:.1f} bare_rps={bare_rps:.0f} cost_ratio={bare_rps / chart_rps:.1f} {common}")
     if counts[0] != counts[1]:
         sys.exit(f"http bench: the encounter page's query count grows: {counts[0]} with 1 administration, {counts[1]} with 100")
     return 0
