@@ -26,6 +26,17 @@ def healthz(request):
     return HttpResponse("ok", content_type="text/plain")
 
 
+@login_not_required
+@require_GET
+def favicon(request):
+    """`GET /favicon.ico` -> a permanent redirect to the icon among the static
+    files (browsers ask for this path on pages that name no icon, such as
+    the admin's; it was a 404 in every log)."""
+    from django.templatetags.static import static
+
+    return redirect(static("img/favicon.svg"), permanent=True)
+
+
 def server_error(request):
     """The 500 page (PHI-3): a generic message and the request's correlation
     id, nothing else (no traceback, SQL, settings or patient data). Rendered

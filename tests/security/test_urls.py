@@ -61,7 +61,7 @@ CODER_WRITE = {
 RULES_READ = {"coding:rule"}  # the text of a cited rule: coders and admins
 # The admin's audit reports (issue 6) and their exports: admins only.
 ADMIN_READ = {"reports:index", "reports:completeness", "reports:coding", "reports:timing", "reports:vials", "reports:access", "reports:export"}
-PUBLIC = {"login", "admin:login", "healthz"}  # the login pages themselves, the load balancer probe
+PUBLIC = {"login", "admin:login", "healthz", "favicon"}  # the login pages themselves, the load balancer probe, the icon
 OTHER = {"home", "logout"}  # home: per-role redirect (403 without a role); logout: POST only
 TWO_FACTOR = {"two_factor", "two_factor_setup"}  # any logged-in user (AC-9); the only pages before the code
 WRITE = NURSE_WRITE | CODER_WRITE
