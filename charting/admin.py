@@ -12,6 +12,7 @@ from audit.phi import PhiAdminMixin
 
 from .models import (
     AccessSite,
+    AccessSiteCheck,
     Administration,
     Amendment,
     AmendmentReason,
@@ -21,9 +22,12 @@ from .models import (
     Encounter,
     OtherService,
     Patient,
+    PatientScan,
     Pause,
+    Reaction,
     SweepRun,
     TimeCorrection,
+    VitalSigns,
 )
 
 
@@ -41,15 +45,39 @@ class PatientAdmin(PhiAdminMixin, admin.ModelAdmin):
     search_fields = ["mrn", "family_name"]
 
 
+class VerificationFilter(admin.SimpleListFilter):
+    title = "verification"
+    parameter_name = "verification"
+
+    def lookups(self, request, model_admin):
+        return [("unverified", "Unverified (to confirm)"), ("verified", "Confirmed by an admin")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("unverified", "verified"):
+            return queryset.filter(is_verified=self.value() == "verified")
+        return queryset
+
+
 @admin.register(Drug)
 class DrugAdmin(admin.ModelAdmin):
-    list_display = ["name", "brand", "hcpcs", "billing_unit_value", "billing_unit_unit", "admin_family", "single_dose", "dosing_basis", "vial_sizes_mg", "unverified"]
-    list_filter = ["is_verified", "admin_family", "single_dose", "dosing_basis"]
+    # "unverified" right after the name: on a tablet the last columns of a
+    # wide list are off-screen, and the marks must stay visible to admins
+    # until confirmed (the brief; fresh-clone review, session 4).
+    list_display = ["name", "unverified", "brand", "codes", "billing_unit_value", "billing_unit_unit", "admin_family", "single_dose", "dosing_basis", "vial_sizes_mg"]
+    list_filter = [VerificationFilter, "admin_family", "single_dose", "dosing_basis"]
     search_fields = ["name", "brand", "hcpcs"]
 
     @admin.display(boolean=True, description="unverified", ordering="is_verified")
     def unverified(self, drug: Drug) -> bool:
         return not drug.is_verified
+
+    @admin.display(description="HCPCS", ordering="hcpcs")
+    def codes(self, drug: Drug) -> str:
+        """The catalog code, or every "up to" code by dose (Drug.dose_tiers)."""
+        tiers = [t for t in drug.dose_tiers or [] if isinstance(t, dict)]
+        if tiers:
+            return "; ".join(f"{t.get('hcpcs')} up to {t.get('up_to')} {t.get('unit')}" for t in tiers)
+        return drug.hcpcs
 
 
 class ReadOnlyAdmin(PhiAdminMixin, admin.ModelAdmin):
@@ -81,6 +109,40 @@ class AdministrationAdmin(ReadOnlyAdmin):
 
 for model in (AccessSite, Pause, TimeCorrection, OtherService):
     admin.site.register(model, ReadOnlyAdmin)
+
+
+# Issue #8's chair-side rows, read-only like the rest (struck rows included:
+# `objects` is the plain manager; "entered in error" shows in the columns).
+@admin.register(AccessSiteCheck)
+class AccessSiteCheckAdmin(ReadOnlyAdmin):
+    list_display = ["site", "finding", "checked_by", "checked_at"]
+    list_select_related = ["site", "checked_by"]
+    ordering = ["-checked_at"]
+
+
+@admin.register(PatientScan)
+class PatientScanAdmin(ReadOnlyAdmin):
+    """Wristband checks, mismatches included (a wrong-patient near miss)."""
+
+    list_display = ["encounter", "result", "scanned_by", "scanned_at"]
+    list_filter = ["result"]
+    list_select_related = ["encounter__patient", "scanned_by"]
+    ordering = ["-scanned_at"]
+
+
+@admin.register(VitalSigns)
+class VitalSignsAdmin(ReadOnlyAdmin):
+    list_display = ["encounter", "taken_at", "systolic_mmhg", "diastolic_mmhg", "pulse_per_min", "spo2_percent", "temperature_c", "weight_kg", "entered_in_error_at"]
+    list_select_related = ["encounter__patient"]
+    ordering = ["-taken_at"]
+
+
+@admin.register(Reaction)
+class ReactionAdmin(ReadOnlyAdmin):
+    list_display = ["encounter", "onset_at", "grade", "symptoms", "outcome", "entered_in_error_at"]
+    list_filter = ["grade", "outcome"]
+    list_select_related = ["encounter__patient"]
+    ordering = ["-onset_at"]
 
 
 class FlagStateFilter(admin.SimpleListFilter):

@@ -1361,12 +1361,7 @@ class VitalSigns(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_result_display()} at {self.scanned_at:%Y-%m-%d %H:%M}Z"
-
-    @property
-    def confirmed(self) -> bool:
-        return self.result == PatientScanResult.CONFIRMED
-        return f"vitals at {self.taken_at:%Y-%m-%d %H:%M}"
+        return f"vitals at {self.taken_at:%Y-%m-%d %H:%M}Z"
 
     @property
     def is_entered_in_error(self) -> bool:
