@@ -39,7 +39,7 @@ from .models import (
     Symptom,
     VitalSigns,
 )
-from .services import ChartingError, _audit, _locked_encounter, local_hhmm
+from .services import ChartingError, _audit, _locked_encounter, in_the_future, local_hhmm
 
 # How far back a nurse may date vitals or a reaction's onset: the visit
 # itself, not yesterday's (that is a late entry of another encounter).
@@ -56,7 +56,7 @@ def _when(encounter: Encounter, value: dt.datetime | None, reason: str, *, field
     if timezone.is_naive(value):
         raise ChartingError("The time needs a time zone.", field=field)
     if value > now:
-        raise ChartingError(f"{local_hhmm(value, encounter.clinic)} is in the future.", field=field)
+        raise ChartingError(in_the_future(value, encounter.clinic, now), field=field)
     if value < now - MAX_BACKDATE:
         raise ChartingError(f"{local_hhmm(value, encounter.clinic)} is more than {MAX_BACKDATE.seconds // 3600} hours ago: chart it on the encounter it belongs to.", field=field)
     if not reason:

@@ -92,6 +92,16 @@ def _day(value: dt.date) -> str:
     return f"{value:%a} {value.day} {value:%b %Y}"
 
 
+def in_the_future(value: dt.datetime, clinic: Clinic, now: dt.datetime) -> str:
+    """The refusal of a time after `now`: "11:45 is in the future." on the
+    clinic's today; with the day when it is another one ("09:00 on Fri 1 Jan
+    2027 is in the future.": 09:00 alone reads as a past time of today)."""
+    local = timezone.localtime(value, clinic.tz)
+    if local.date() == timezone.localtime(now, clinic.tz).date():
+        return f"{local:%H:%M} is in the future."
+    return f"{local:%H:%M} on {_day(local.date())} is in the future."
+
+
 def check_charted_time(value: dt.datetime, encounter: Encounter, *, field: str, now: dt.datetime | None = None) -> None:
     """Refuse (ChartingError on `field`) a clinical time typed by a nurse that
     cannot belong to `encounter` (its clinic loaded): in the future (after
@@ -108,7 +118,7 @@ def check_charted_time(value: dt.datetime, encounter: Encounter, *, field: str, 
     local = timezone.localtime(value, clinic.tz)
     typed = f"{local:%H:%M} on {_day(local.date())}"
     if value > now:
-        raise ChartingError(f"{local_hhmm(value, clinic)} is in the future.", field=field)
+        raise ChartingError(in_the_future(value, clinic, now), field=field)
     if local.date() < day:
         raise ChartingError(f"{typed} is before this encounter's date of service, {_day(day)}: give a time on that day.", field=field)
     if local.date() > day + dt.timedelta(days=1):

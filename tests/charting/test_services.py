@@ -314,6 +314,16 @@ def test_a_time_before_the_date_of_service_is_refused_naming_the_date(dated, nur
     assert Administration.objects.get(pk=dated.pk).started_at == at(0, 0)
 
 
+def test_a_future_time_on_another_day_names_the_day(dated, nurse):
+    """Fresh-clone review: "09:00 is in the future." for 09:00 next January read
+    as a past time of today."""
+    with pytest.raises(ChartingError) as exc:
+        services.correct_time(dated, field="started_at", new_value=dt.datetime(2027, 1, 1, 14, 0, tzinfo=dt.UTC), reason="typo", actor=nurse)
+    assert exc.value.message == "09:00 on Fri 1 Jan 2027 is in the future."
+    with pytest.raises(ChartingError, match=r"^11:45 is in the future\.$"):  # today: the time alone
+        services.correct_time(dated, field="stopped_at", new_value=at(11, 45), reason="typo", actor=nurse)
+
+
 def test_a_time_in_the_night_after_is_allowed_later_is_not(dated, nurse, clock):
     clock.now = dt.datetime(2026, 3, 12, 18, 0, tzinfo=dt.UTC)  # two days later
     services.correct_time(dated, field="stopped_at", new_value=dt.datetime(2026, 3, 11, 5, 30, tzinfo=dt.UTC), reason="Ran overnight", actor=nurse)  # 01:30 on the 11th
