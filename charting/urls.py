@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.worklist, name="worklist"),
     path("encounters/open/", views.open_encounter, name="open_encounter"),
     path("encounters/<uuid:pk>/", views.encounter, name="encounter"),
+    path("encounters/<uuid:pk>/ready/", views.ready_panel, name="ready_panel"),
     path("encounters/<uuid:pk>/access-sites/", views.add_access_site, name="add_access_site"),
     path("encounters/<uuid:pk>/administrations/", views.add_administration, name="add_administration"),
     path("encounters/<uuid:pk>/sign/", views.sign_encounter, name="sign_encounter"),

@@ -38,3 +38,39 @@ def test_no_sign_anyway_while_a_drug_runs(nurse_client, nurse, adm):
     assert 'data-testid="ready-running"' in page
     assert "Stop every drug before signing: infliximab (running)." in page
     assert 'data-testid="sign-anyway"' not in page
+
+
+def _panel(html: str) -> str:
+    start = html.index('<section class="card mb-3 ready-to-bill')
+    return html[start : html.index("</section>", start) + len("</section>")]
+
+
+def test_the_panel_refreshes_from_its_own_url_and_shows_what_the_page_shows(nurse_client, nurse, adm):
+    """Session 4: the panel re-fetched the whole encounter page after every tap
+    (twice the work, and each tap logged as a chart view). Its own URL renders
+    the same panel, from the same checks, with a constant number of queries."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from audit.models import AuditEvent
+
+    page = nurse_client.get(reverse("charting:encounter", kwargs={"pk": adm.encounter.pk})).content.decode()
+    url = reverse("charting:ready_panel", kwargs={"pk": adm.encounter.pk})
+    assert f'hx-get="{url}"' in _panel(page)
+    services.start_administration(adm, actor=nurse)
+    fresh = nurse_client.get(url, HTTP_HX_REQUEST="true", HTTP_X_CHAIRSIDE_BACKGROUND="1")
+    assert fresh.status_code == 200 and fresh["Cache-Control"].startswith("max-age=0")
+    body = fresh.content.decode()
+    assert "Stop every drug before signing: infliximab (running)." in body
+    assert _panel(body) == _panel(nurse_client.get(reverse("charting:encounter", kwargs={"pk": adm.encounter.pk})).content.decode())
+    row = AuditEvent.objects.order_by("-pk").filter(action__startswith="charting.encounter.").values_list("action", flat=True)[1]
+    assert row == "charting.encounter.ready_panel_refreshed"  # [0] is the page just read: a view
+    for _ in range(3):
+        AdministrationFactory(encounter=adm.encounter, drug=DrugFactory(name=f"drug {_}"), access_site=adm.access_site)
+    with CaptureQueriesContext(connection) as many:
+        nurse_client.get(url)
+    one = EncounterFactory(patient=PatientFactory(clinic=adm.encounter.clinic))
+    AdministrationFactory(encounter=one, drug=DrugFactory(name="infliximab"), access_site=AccessSiteFactory(encounter=one, label="A"))  # 1 vs 4 (none skips the prefetches)
+    with CaptureQueriesContext(connection) as few:
+        nurse_client.get(reverse("charting:ready_panel", kwargs={"pk": one.pk}))
+    assert len(many) == len(few)

@@ -30,6 +30,7 @@ SUBJECT = {
     "charting:worklist": (None, "nurse"),
     "charting:open_encounter": (None, "nurse"),
     "charting:encounter": ("encounter", "nurse"),
+    "charting:ready_panel": ("encounter", "nurse"),
     "charting:add_access_site": ("encounter", "nurse"),
     "charting:add_administration": ("encounter", "nurse"),
     "charting:sign_encounter": ("encounter", "nurse"),

@@ -14,7 +14,7 @@ from django.urls import NoReverseMatch, URLPattern, URLResolver, get_resolver, r
 
 pytestmark = pytest.mark.django_db
 
-NURSE_READ = {"charting:worklist", "charting:encounter", "charting:dosing_help"}  # dosing help computes, never saves
+NURSE_READ = {"charting:worklist", "charting:encounter", "charting:ready_panel", "charting:dosing_help"}  # dosing help computes, never saves; the panel is the page's refresh
 NURSE_WRITE = {
     "charting:open_encounter",
     "charting:add_access_site",
