@@ -18,6 +18,12 @@
     }
     el.scrollIntoView({ block: "center" });
     if (el.matches("input, select, textarea")) el.focus({ preventScroll: true });
+    // Whatever still moves the page after this (the panel re-reading itself,
+    // a late style), the field ends on screen.
+    window.setTimeout(function () {
+      var box = el.getBoundingClientRect();
+      if (box.top < 0 || box.bottom > window.innerHeight) el.scrollIntoView({ block: "center" });
+    }, 300);
   }
   window.addEventListener("hashchange", land);
   document.addEventListener("DOMContentLoaded", land);

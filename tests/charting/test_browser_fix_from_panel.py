@@ -26,6 +26,8 @@ def test_nurse_fixes_a_missing_dose_from_the_ready_panel(live_server, page_facto
     # The link lands on the dose input: its form opened, the input on screen and focused.
     dose.wait_for(state="visible")
     assert dose.evaluate("el => el === document.activeElement")
+    # On screen once the page has settled (land() scrolls again if anything moved it).
+    page.wait_for_function("el => { const b = el.getBoundingClientRect(); return b.top >= 0 && b.bottom <= window.innerHeight; }", arg=dose.element_handle(), timeout=3_000)
     box = dose.bounding_box()
     assert box["height"] >= 44 and 0 <= box["y"] and box["y"] + box["height"] <= 768
     submit = page.locator('[data-testid="edit-submit-infliximab"]')
