@@ -10,6 +10,7 @@ silently changed.
 import contextlib
 import contextvars
 import datetime as dt
+import re
 import uuid
 import zoneinfo
 from decimal import Decimal
@@ -446,6 +447,13 @@ class Drug(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        super().clean()
+        try:
+            dose_tiers(self.dose_tiers)
+        except ValueError as exc:
+            raise ValidationError({"dose_tiers": str(exc)}) from exc
+
     def code_for_dose(self, value: Decimal | None, unit: str) -> tuple[str, Decimal, str] | None:
         """(HCPCS, billing unit value, billing unit) for a dose of this drug
         when it is billed under "up to" codes by dose (`dose_tiers`): the
@@ -459,9 +467,9 @@ class Drug(models.Model):
         if not self.dose_tiers or value is None or not unit:
             return None
         try:
-            tiers = sorted(((Decimal(str(t["up_to"])), t["unit"], t["hcpcs"]) for t in self.dose_tiers), key=lambda t: convert(t[0], t[1], "mg") or t[0])
-        except (KeyError, TypeError, ArithmeticError, ValueError):
-            return None  # a malformed admin edit: the catalog code stands
+            tiers = dose_tiers(self.dose_tiers)
+        except ValueError:
+            return None  # not saved through the admin (Drug.clean refuses it): the catalog code stands
         for amount, tier_unit, hcpcs in tiers:
             dose = convert(value, unit, tier_unit)
             if dose is None:
@@ -546,6 +554,42 @@ class ContainerType(models.TextChoices):
 # Mass units convert among themselves; mL and units only to themselves (the
 # same table as the engine's, kept here so charting does not import coding).
 MASS_IN_MG = {"mg": Decimal(1), "g": Decimal(1000), "mcg": Decimal("0.001")}
+
+HCPCS_PATTERN = r"[A-Z]\d{4}"
+TIER_MAX = Decimal("9999999.999")  # the billing unit column: numeric(10, 3)
+
+
+def dose_tiers(value) -> list[tuple[Decimal, str, str]]:
+    """`Drug.dose_tiers` checked and read: [(up_to, unit, hcpcs)] ascending
+    by amount. Empty for no tiers. Raises ValueError naming what is wrong: not
+    a list of at least two {"hcpcs", "up_to", "unit"}, a code that is not a
+    HCPCS code (A1234) or comes twice, an amount that is not a positive number
+    with at most 3 decimals below 10,000,000, a unit other than mg, g or mcg,
+    two tiers of the same amount."""
+    if value in (None, [], ""):
+        return []
+    if not isinstance(value, list) or len(value) < 2 or not all(isinstance(t, dict) for t in value):
+        raise ValueError('Give a list of at least two tiers, each {"hcpcs": "J2920", "up_to": "40", "unit": "mg"}, or an empty list.')
+    tiers = []
+    for t in value:
+        hcpcs, unit = t.get("hcpcs"), t.get("unit")
+        if not isinstance(hcpcs, str) or not re.fullmatch(HCPCS_PATTERN, hcpcs):
+            raise ValueError(f"{hcpcs!r} is not a HCPCS code (a capital letter and four digits, e.g. J2920).")
+        if unit not in MASS_IN_MG:
+            raise ValueError(f"The unit of {hcpcs} must be mg, g or mcg, not {unit!r}.")
+        try:
+            amount = Decimal(str(t.get("up_to")))
+        except ArithmeticError:
+            amount = None
+        if amount is None or not amount.is_finite() or not (0 < amount <= TIER_MAX) or amount != amount.quantize(Decimal("0.001")):
+            raise ValueError(f"The amount of {hcpcs} must be a positive number with at most 3 decimals, below 10,000,000 (not {t.get('up_to')!r}).")
+        tiers.append((amount, unit, hcpcs))
+    if len({h for _, _, h in tiers}) != len(tiers):
+        raise ValueError("Each code comes once.")
+    tiers.sort(key=lambda t: t[0] * MASS_IN_MG[t[1]])
+    if len({a * MASS_IN_MG[u] for a, u, _ in tiers}) != len(tiers):
+        raise ValueError("Two tiers have the same amount.")
+    return tiers
 
 
 def convert(value: Decimal, unit: str, to: str) -> Decimal | None:

@@ -146,7 +146,7 @@ def check_wristband(encounter: Encounter, *, text: str, actor: Any) -> PatientSc
     """
     # The encounter row first, as every charting service locks it (signing
     # waits for the check; two checks of one chair serialise).
-    encounter = Encounter.objects.select_for_update(of=("self",)).select_related("clinic", "patient").get(pk=encounter.pk)
+    encounter = Encounter.objects.select_for_update(of=("self",), no_key=True).select_related("clinic", "patient").get(pk=encounter.pk)
     if encounter.is_signed:
         raise signed_encounter_error(encounter)
     try:

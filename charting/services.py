@@ -3,7 +3,10 @@
 Every function runs in one transaction, locks what it changes
 (`select_for_update`, always the encounter row first, then the
 administration, so two taps on the same chair serialise instead of
-deadlocking), checks the state, writes with `update_fields` and appends an
+deadlocking; FOR NO KEY UPDATE, which still excludes the other writers but
+not the foreign-key checks of rows pointing at them: the flag sweep inserting
+a flag for this encounter must not wait on a tap that itself waits on a flag
+the sweep has locked, which deadlocked), checks the state, writes with `update_fields` and appends an
 audit row in the same transaction. Clinical times are the SERVER's clock
 (`timezone.now()`); a nurse changes a time only through `correct_time`,
 which keeps the original with a reason.
@@ -66,6 +69,7 @@ from .models import (
     VialUse,
     amendment_in_progress,
     convert,
+    dose_tiers,
     opened_amount,
 )
 
@@ -136,7 +140,7 @@ def signed_encounter_error(encounter: Encounter) -> SignedEncounterError:
 
 
 def _locked_encounter(encounter_id) -> Encounter:
-    encounter = Encounter.objects.select_for_update(of=("self",)).select_related("clinic").get(pk=encounter_id)
+    encounter = Encounter.objects.select_for_update(of=("self",), no_key=True).select_related("clinic").get(pk=encounter_id)
     if encounter.is_signed:
         raise signed_encounter_error(encounter)
     return encounter
@@ -145,7 +149,7 @@ def _locked_encounter(encounter_id) -> Encounter:
 def _locked_administration(adm: Administration) -> Administration:
     """Lock the encounter (refusing signed ones), then the administration row."""
     encounter = _locked_encounter(adm.encounter_id)
-    locked = Administration.objects.select_for_update(of=("self",)).select_related("drug").get(pk=adm.pk)
+    locked = Administration.objects.select_for_update(of=("self",), no_key=True).select_related("drug").get(pk=adm.pk)
     locked.encounter = encounter
     locked.notice = ""
     return locked
@@ -251,7 +255,6 @@ def _next_label(encounter: Encounter, drug: Drug) -> str:
     return label
 
 
-@transaction.atomic
 def _dose_code(adm: Administration) -> list[str]:
     """Bill a drug with "up to" codes by dose (`Drug.dose_tiers`, R46) under
     the code its dose needs: sets `hcpcs_override` and the billing unit
@@ -259,7 +262,10 @@ def _dose_code(adm: Administration) -> list[str]:
     reports read first) and returns the fields it changed. A code someone
     typed that is not one of the drug's tiers is left alone, as is a drug
     without tiers."""
-    tiers = {t.get("hcpcs") for t in adm.drug.dose_tiers or [] if isinstance(t, dict)}
+    try:
+        tiers = {hcpcs for _, _, hcpcs in dose_tiers(adm.drug.dose_tiers)}
+    except ValueError:
+        return []  # tiers the admin form would refuse (written another way): the catalog code stands
     if not tiers or (adm.hcpcs_override and adm.hcpcs_override not in tiers):
         return []
     code = adm.drug.code_for_dose(adm.dose_value, adm.dose_unit)
@@ -271,6 +277,7 @@ def _dose_code(adm: Administration) -> list[str]:
     return changed
 
 
+@transaction.atomic
 def add_administration(
     encounter: Encounter,
     *,
@@ -330,7 +337,7 @@ def add_administration(
     # The encounter is not empty any more: its "nothing charted" flag, if
     # any, is resolved at once (a "never started" one waits for its time).
     DocumentationFlag.objects.filter(encounter=encounter, kind=DocumentationFlag.Kind.NOTHING_CHARTED, resolved_at__isnull=True).update(resolved_at=_not_before_created(adm.recorded_at))
-    _audit("charting.administration.added", adm, encounter, actor, drug=drug.name, route=route, label=adm.label, dose_value=dose_value, dose_unit=dose_unit)
+    _audit("charting.administration.added", adm, encounter, actor, drug=drug.name, route=route, label=adm.label, dose_value=dose_value, dose_unit=dose_unit, **({"hcpcs": adm.hcpcs_override, "hcpcs_unit": f"{adm.hcpcs_unit_value} {adm.hcpcs_unit_unit}"} if adm.hcpcs_override else {}))
     return adm
 
 
@@ -578,8 +585,8 @@ def correct_time(adm: Administration, *, field: str, new_value: dt.datetime, rea
         _resolve_still_running(adm, now)
     if field == "started_at":
         _resolve_never_started(adm, now)
+    _refresh(adm.encounter)  # before the audit row: flags, then the chain head, as the sweep locks them
     _audit("charting.administration.time_corrected", adm, adm.encounter, actor, field=field, original_value=original, new_value=new_value, reason=reason, pause_id=pause.pk if pause else None)
-    _refresh(adm.encounter)
     return adm
 
 
@@ -691,8 +698,8 @@ def record_vials(
     adm.save(update_fields=["container_type", "wasted_value", "wasted_unit", "waste_confirmed_by", "waste_confirmed_at"])
     if cleared:
         adm.notice = "The vials changed: confirm the waste again."
-    _audit(action, adm, adm.encounter, actor, vial_use_id=same.pk, ndc=ndc, lot=lot, container_type=container_type, size_value=size_value, size_unit=size_unit, count=count, expiry=expiry.isoformat() if expiry else None, waste_cleared=cleared)
     _refresh(adm.encounter)
+    _audit(action, adm, adm.encounter, actor, vial_use_id=same.pk, ndc=ndc, lot=lot, container_type=container_type, size_value=size_value, size_unit=size_unit, count=count, expiry=expiry.isoformat() if expiry else None, waste_cleared=cleared)
     return adm
 
 
@@ -736,8 +743,8 @@ def confirm_waste(adm: Administration, *, wasted_value: Decimal | None, wasted_u
     adm.wasted_value, adm.wasted_unit = wasted_value, wasted_unit
     adm.waste_confirmed_by, adm.waste_confirmed_at = actor, timezone.now()
     adm.save(update_fields=["wasted_value", "wasted_unit", "waste_confirmed_by", "waste_confirmed_at"])
-    _audit("charting.administration.waste_confirmed", adm, adm.encounter, actor, wasted_value=wasted_value, wasted_unit=wasted_unit, **previous)
     _refresh(adm.encounter)
+    _audit("charting.administration.waste_confirmed", adm, adm.encounter, actor, wasted_value=wasted_value, wasted_unit=wasted_unit, **previous)
     return adm
 
 
@@ -768,6 +775,7 @@ def remove_vials(adm: Administration, *, vial_id: int | None, actor: Any, reason
         adm.container_type = ""
     adm.save(update_fields=["container_type", "wasted_value", "wasted_unit", "waste_confirmed_by", "waste_confirmed_at"])
     adm.notice = "Vials struck as entered in error (kept in the record)." + (" Confirm the waste again." if cleared and adm.container_type else "")
+    _refresh(adm.encounter)
     _audit(
         "charting.administration.vials_entered_in_error",
         adm,
@@ -782,7 +790,6 @@ def remove_vials(adm: Administration, *, vial_id: int | None, actor: Any, reason
         count=row.count,
         waste_cleared=cleared,
     )
-    _refresh(adm.encounter)
     return adm
 
 
@@ -797,6 +804,9 @@ def remove_vials(adm: Administration, *, vial_id: int | None, actor: Any, reason
 # record_vials, remove_vials, confirm_waste, sign_encounter and
 # amend_administration (start/stop/pause resolve their own kinds directly:
 # they are the taps the bench times). Replays ("already charted") do not.
+# The refresh comes BEFORE the audit row: the flag rows, then the audit
+# chain's head, the order the sweep takes them in (a service called outside
+# a request writes its audit row at once; the other order deadlocked).
 
 
 def _refresh(encounter: Encounter) -> None:
@@ -885,11 +895,17 @@ def edit_administration(
         setattr(adm, name, value)
     fields = [name.removesuffix("_id") for name in changed]
     if "dose_value" in changed or "dose_unit" in changed:
-        fields += _dose_code(adm)
+        code_before = (adm.hcpcs_override, adm.hcpcs_unit_value)
+        recoded = _dose_code(adm)
+        fields += recoded
+        if recoded:  # the dose moved to another "up to" code: audited with the rest (R46)
+            changed["hcpcs_override"] = (code_before[0], adm.hcpcs_override)
+            changed["hcpcs_unit_value"] = (code_before[1], adm.hcpcs_unit_value)
     cleared = ("dose_value" in changed or "dose_unit" in changed) and _clear_waste(adm)
     if cleared:
         fields += ["wasted_value", "wasted_unit", "waste_confirmed_by", "waste_confirmed_at"]
     adm.save(update_fields=fields)
+    _refresh(encounter)
     _audit(
         "charting.administration.edited",
         adm,
@@ -898,7 +914,6 @@ def edit_administration(
         changed={name.removesuffix("_id"): {"old": _detail_value(old), "new": _detail_value(value)} for name, (old, value) in changed.items()},
         waste_cleared=cleared,
     )
-    _refresh(encounter)
     adm.notice = "Saved." + (" The dose changed: confirm the waste again." if cleared else "")
     return adm
 
@@ -922,8 +937,8 @@ def _apply_edit(record, encounter: Encounter, new: dict[str, Any], action: str, 
     for name, value in new.items():
         setattr(record, name, value)
     record.save(update_fields=list(new))
-    _audit(action, record, encounter, actor, **detail, old=old, new=new)
     _refresh(encounter)
+    _audit(action, record, encounter, actor, **detail, old=old, new=new)
     record.notice = "Saved."
     return record
 
@@ -935,7 +950,7 @@ def edit_access_site(site: AccessSite, *, separate_site_medically_required: bool
     no-op (`site.notice`). Refused on a signed encounter
     (SignedEncounterError). Audited; refreshes the flags."""
     encounter = _locked_encounter(site.encounter_id)
-    site = AccessSite.objects.select_for_update().get(pk=site.pk)
+    site = AccessSite.objects.select_for_update(no_key=True).get(pk=site.pk)
     site.notice = ""
     reason = (reason or "").strip()
     if separate_site_medically_required and not reason:
@@ -980,8 +995,8 @@ def enter_administration_in_error(
     a no-op (`adm.notice`). Raises ChartingError(field="reason" /
     "amendment_reason").
     """
-    encounter = Encounter.objects.select_for_update(of=("self",)).select_related("clinic").get(pk=adm.encounter_id)
-    adm = Administration.objects.select_for_update(of=("self",)).select_related("drug").get(pk=adm.pk)
+    encounter = Encounter.objects.select_for_update(of=("self",), no_key=True).select_related("clinic").get(pk=adm.encounter_id)
+    adm = Administration.objects.select_for_update(of=("self",), no_key=True).select_related("drug").get(pk=adm.pk)
     adm.encounter = encounter
     adm.notice = ""
     if adm.entered_in_error_at is not None:
@@ -1011,6 +1026,7 @@ def enter_administration_in_error(
     adm.entered_in_error_at, adm.entered_in_error_by, adm.entered_in_error_reason = timezone.now(), actor, reason
     with amendment_in_progress(amendment.pk) if amendment is not None else contextlib.nullcontext():
         adm.save(update_fields=["entered_in_error_at", "entered_in_error_by", "entered_in_error_reason"])
+    _refresh(encounter)
     _audit(
         "charting.administration.entered_in_error",
         adm,
@@ -1022,7 +1038,6 @@ def enter_administration_in_error(
         state=adm.state,
         amendment_id=amendment.pk if amendment is not None else None,
     )
-    _refresh(encounter)
     if amendment is not None:
         from coding.services import documentation_amended  # coding imports charting, not the reverse at load time
 
@@ -1070,7 +1085,7 @@ def sign_encounter(encounter: Encounter, *, actor: Any, confirmed: str = "") -> 
     all, is asked about however fresh. Signing resolves the "not signed" flag.
     Signing a signed encounter again is a no-op with `encounter.notice`.
     """
-    locked = Encounter.objects.select_for_update(of=("self",)).select_related("clinic").get(pk=encounter.pk)
+    locked = Encounter.objects.select_for_update(of=("self",), no_key=True).select_related("clinic").get(pk=encounter.pk)
     locked.notice = ""
     if locked.is_signed:
         locked.notice = f"This encounter was already signed at {local_hhmm(locked.signed_at, locked.clinic)}."
@@ -1092,8 +1107,8 @@ def sign_encounter(encounter: Encounter, *, actor: Any, confirmed: str = "") -> 
     detail = {"signed_at": locked.signed_at}
     if blocking:
         detail |= {"confirmed_open_items": [{"kind": i.kind, "message": i.message} for i in blocking]}
-    _audit("charting.encounter.signed", locked, locked, actor, **detail)
     refresh_flags(locked.pk, now=now)  # "not signed" resolves; so does whatever was fixed since the last sweep
+    _audit("charting.encounter.signed", locked, locked, actor, **detail)
     encounter_id = str(locked.pk)
     transaction.on_commit(lambda: _enqueue_suggestion(encounter_id))
     return locked
@@ -1182,10 +1197,10 @@ def amend_administration(
     ("A reason is required."), a value that does not parse or breaks the
     timeline, or no change.
     """
-    encounter = Encounter.objects.select_for_update(of=("self",)).select_related("clinic").get(pk=adm.encounter_id)
+    encounter = Encounter.objects.select_for_update(of=("self",), no_key=True).select_related("clinic").get(pk=adm.encounter_id)
     if not encounter.is_signed:
         raise ChartingError("This encounter is not signed yet: change the chart directly, no amendment needed.")
-    locked = Administration.objects.select_for_update(of=("self",)).select_related("drug", "access_site").get(pk=adm.pk)
+    locked = Administration.objects.select_for_update(of=("self",), no_key=True).select_related("drug", "access_site").get(pk=adm.pk)
     locked.encounter = encounter
     if field not in AmendableField.values or field == AmendableField.ENTERED_IN_ERROR:
         # A drug is struck whole by enter_administration_in_error, not here.
@@ -1226,10 +1241,15 @@ def amend_administration(
     # Transaction-local on PostgreSQL: the trigger on signed administrations
     # lets exactly this transaction's UPDATE through.
     fields = ["access_site" if field == AmendableField.ACCESS_SITE else field]
+    recoded = {}
     if field in (AmendableField.DOSE_VALUE, AmendableField.DOSE_UNIT):
-        fields += _dose_code(locked)  # an amended dose may need the other "up to" code (R46)
+        before = {"hcpcs": locked.hcpcs_override, "hcpcs_unit_value": locked.hcpcs_unit_value}
+        if code_fields := _dose_code(locked):  # an amended dose may need the other "up to" code (R46)
+            fields += code_fields
+            recoded = {"recoded": {"old": before, "new": {"hcpcs": locked.hcpcs_override, "hcpcs_unit_value": locked.hcpcs_unit_value}}}
     with amendment_in_progress(amendment.pk):
         locked.save(update_fields=fields)
+    _refresh(encounter)  # an amended stop time or site closes its flag now, not at the next sweep
     _audit(
         "charting.administration.amended",
         locked,
@@ -1242,11 +1262,11 @@ def amend_administration(
         reason=reason.code,
         reason_text=reason_text,
         query_id=query.pk if query is not None else None,
+        **recoded,
     )
     from coding.services import documentation_amended  # coding imports charting, not the reverse at load time
 
     documentation_amended(encounter, amendment=amendment)
-    _refresh(encounter)  # an amended stop time or site closes its flag now, not at the next sweep
     encounter_id = str(encounter.pk)
     transaction.on_commit(lambda: _enqueue_suggestion(encounter_id))
     return amendment
@@ -1332,7 +1352,7 @@ def refresh_flags(encounter_id, *, now: dt.datetime, limits: checks.Limits | Non
     "resolved", "open"} for that encounter.
     """
     with transaction.atomic():
-        Encounter.objects.select_for_update().filter(pk=encounter_id).values_list("pk", flat=True).get()
+        Encounter.objects.select_for_update(no_key=True).filter(pk=encounter_id).values_list("pk", flat=True).get()
         encounter = Encounter.objects.for_chart().get(pk=encounter_id)
         issues = {i.record_key: i for i in checks.check_encounter(encounter, now=now, limits=limits)}
         open_flags = list(DocumentationFlag.objects.open().filter(encounter_id=encounter_id))
@@ -1397,11 +1417,13 @@ def sweep_flags(*, now: dt.datetime, period_start: dt.datetime | None = None, li
                     cursor.execute(f"INSERT INTO sweep_gaps {part_sql}", part_params)
             else:
                 cursor.execute(f"INSERT INTO sweep_gaps {gaps_select}", params)
-            cursor.execute(
-                f"UPDATE {flags} SET resolved_at = %s WHERE resolved_at IS NULL"
-                f" AND NOT EXISTS (SELECT 1 FROM sweep_gaps g WHERE {same.replace('f.', f'{flags}.')})",
-                [now],
-            )
+            stale = f"resolved_at IS NULL AND NOT EXISTS (SELECT 1 FROM sweep_gaps g WHERE {same.replace('f.', f'{flags}.')})"
+            if connection.vendor == "postgresql":
+                # A flag a chair-side write is resolving right now (its
+                # refresh_flags holds the row) is that write's to resolve:
+                # skipped, not waited for.
+                stale = f"id IN (SELECT id FROM {flags} WHERE {stale} FOR UPDATE SKIP LOCKED)"
+            cursor.execute(f"UPDATE {flags} SET resolved_at = %s WHERE {stale}", [now])
             resolved = cursor.rowcount
             cursor.execute(
                 "SELECT g.kind, g.encounter_id, g.administration_id, g.access_site_id FROM sweep_gaps g"
