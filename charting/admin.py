@@ -28,6 +28,7 @@ from .models import (
     SweepRun,
     TimeCorrection,
     VitalSigns,
+    dose_tiers,
 )
 
 
@@ -74,10 +75,11 @@ class DrugAdmin(admin.ModelAdmin):
     @admin.display(description="HCPCS", ordering="hcpcs")
     def codes(self, drug: Drug) -> str:
         """The catalog code, or every "up to" code by dose (Drug.dose_tiers)."""
-        tiers = [t for t in drug.dose_tiers or [] if isinstance(t, dict)]
-        if tiers:
-            return "; ".join(f"{t.get('hcpcs')} up to {t.get('up_to')} {t.get('unit')}" for t in tiers)
-        return drug.hcpcs
+        try:
+            tiers = dose_tiers(drug.dose_tiers)
+        except ValueError:
+            return f"{drug.hcpcs} (tiers unusable: open the drug)"
+        return "; ".join(f"{hcpcs} up to {amount} {unit}" for amount, unit, hcpcs in tiers) or drug.hcpcs
 
 
 class ReadOnlyAdmin(PhiAdminMixin, admin.ModelAdmin):

@@ -456,6 +456,28 @@ def run_together(*callables, timeout=30):
     return results
 
 
+def run_named(timeout=60, **callables) -> dict:
+    """Each callable in a thread NAMED by its keyword (the tests' patched
+    services look at the thread's name); {name: ("ok", result) | ("error", exc)}."""
+    results: dict = {}
+
+    def worker(name, fn):
+        try:
+            results[name] = ("ok", fn())
+        except BaseException as exc:  # noqa: BLE001 - reported to the test
+            results[name] = ("error", exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(name, fn), name=name) for name, fn in callables.items()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+        assert not t.is_alive(), "stuck"
+    return results
+
+
 def _stopped_pair(clinic):
     enc, site = draft(clinic)
     site_b = AccessSiteFactory(encounter=enc, label="B")
@@ -559,31 +581,12 @@ def test_the_sweep_and_a_vial_save_on_the_same_encounter_do_not_deadlock(clinic,
         return real_open_flags(issues, now)
 
     monkeypatch.setattr(services, "_open_flags", open_flags)
-    results: dict = {}
-
-    def sweep():
-        try:
-            results["sweep"] = ("ok", services.sweep_flags(now=timezone.now()))
-        except BaseException as exc:  # noqa: BLE001
-            results["sweep"] = ("error", exc)
-        finally:
-            connection.close()
 
     def vials():
-        try:
-            sweep_between_steps.wait(20)
-            results["vials"] = ("ok", services.record_vials(Administration.objects.get(pk=a.pk), ndc="50242-051-21", lot="LOT7", expiry=None, container_type="single_dose", size_value=Decimal(100), size_unit="mg", count=7, actor=nurse))
-        except BaseException as exc:  # noqa: BLE001
-            results["vials"] = ("error", exc)
-        finally:
-            connection.close()
+        sweep_between_steps.wait(20)
+        return services.record_vials(Administration.objects.get(pk=a.pk), ndc="50242-051-21", lot="LOT7", expiry=None, container_type="single_dose", size_value=Decimal(100), size_unit="mg", count=7, actor=nurse)
 
-    threads = [threading.Thread(target=sweep, name="sweep"), threading.Thread(target=vials, name="vials")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-        assert not t.is_alive(), "stuck"
+    results = run_named(sweep=lambda: services.sweep_flags(now=timezone.now()), vials=vials)
     assert results["vials"][0] == "ok" and results["sweep"][0] == "ok", results
 
 
@@ -609,31 +612,12 @@ def test_a_vial_save_during_a_sweep_is_not_a_500(clinic, nurse, monkeypatch):
 
     monkeypatch.setattr(services, "_open_flags", open_flags)
     monkeypatch.setattr(services, "_refresh", refresh)
-    results: dict = {}
-
-    def sweep():
-        try:
-            results["sweep"] = ("ok", services.sweep_flags(now=timezone.now()))
-        except BaseException as exc:  # noqa: BLE001
-            results["sweep"] = ("error", exc)
-        finally:
-            connection.close()
 
     def vials():
-        try:
-            sweep_resolved.wait(20)
-            results["vials"] = ("ok", _vials_post(nurse, a)())
-        except BaseException as exc:  # noqa: BLE001
-            results["vials"] = ("error", exc)
-        finally:
-            connection.close()
+        sweep_resolved.wait(20)
+        return _vials_post(nurse, a)()
 
-    threads = [threading.Thread(target=sweep, name="sweep"), threading.Thread(target=vials, name="vials")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-        assert not t.is_alive(), "stuck"
+    results = run_named(sweep=lambda: services.sweep_flags(now=timezone.now()), vials=vials)
     assert results["vials"] == ("ok", 200), results
 
 

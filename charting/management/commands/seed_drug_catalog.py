@@ -17,7 +17,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from charting.models import AdminFamily, Drug
+from charting.models import AdminFamily, Drug, dose_tiers
 
 CATALOG = Path(__file__).resolve().parents[2] / "data" / "drug-catalog.csv"
 
@@ -54,8 +54,11 @@ def parse_dose_tiers(text: str) -> list[dict]:
     found = [{"hcpcs": m.group(1).upper(), "up_to": m.group(2), "unit": m.group(3).lower()} for m in UP_TO_RE.finditer(text)]
     if len(found) < 2:
         return []
-    to_mg = {"mg": Decimal(1), "g": Decimal(1000), "mcg": Decimal("0.001")}
-    return sorted(found, key=lambda t: Decimal(t["up_to"]) * to_mg[t["unit"]])
+    try:
+        tiers = dose_tiers(found)  # checked and ascending, as Drug.clean reads them
+    except ValueError:
+        return []  # a cell the rules refuse (a code twice, two equal amounts): the first code stands
+    return [{"hcpcs": hcpcs, "up_to": f"{amount}", "unit": unit} for amount, unit, hcpcs in tiers]
 
 
 def parse_unit(text: str) -> tuple[Decimal | None, str]:
