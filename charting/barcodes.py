@@ -237,7 +237,10 @@ def read_wristband(text: str) -> str:
         raise BarcodeError("This is not a wristband barcode: scan the patient's wristband again.")
     value = _SYMBOLOGY_ID.sub("", value).strip()
     gsrn = _GSRN.match(value)
-    return gsrn.group(1) if gsrn else value.replace("\x1d", "")
+    value = gsrn.group(1) if gsrn else value.replace("\x1d", "")
+    if not value:  # a symbology prefix alone (]A0): nothing to compare
+        raise BarcodeError("Nothing was scanned: scan the patient's wristband.")
+    return value
 
 
 def same_mrn(scanned: str, mrn: str) -> bool:

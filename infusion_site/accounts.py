@@ -20,6 +20,8 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import transaction
 from django.db.models import Sum
@@ -66,10 +68,25 @@ def ip_failures(ip_address: str | None) -> int:
     return total or 0
 
 
+class LoginForm(AuthenticationForm):
+    """Django's log-in form, with the username's length checked BEFORE
+    authenticate(): Django sets the field's max_length after its validators
+    are built, so a 1,000-character username reached authenticate() and
+    django-axes' failure row (255 characters): a 500 (fuzzing, VAL-1)."""
+
+    def clean_username(self):
+        username = self.cleaned_data.get("username") or ""
+        if len(username) > (self.fields["username"].max_length or 150):
+            raise ValidationError("Please enter a correct username and password.", code="invalid_login")
+        return username
+
+
 @method_decorator(login_not_required, name="dispatch")
 class LoginView(auth_views.LoginView):
     """Django's log-in page, plus: a per-address throttle (AC-8), the reason a
     session ended (SES-1), and the hand-over to the two-factor step (AC-9)."""
+
+    authentication_form = LoginForm
 
     def dispatch(self, request, *args, **kwargs):
         if request.method == "POST" and ip_failures(request.META.get("REMOTE_ADDR")) >= settings.CHAIRSIDE_LOGIN_IP_FAILURE_LIMIT:

@@ -186,3 +186,10 @@ def test_any_text_reads_or_is_refused_with_a_message(text):
         assert read_wristband(text)
     except BarcodeError as exc:
         assert exc.message
+
+
+@pytest.mark.parametrize("text", ["]A0", "]C1", " ]d1 "])
+def test_a_symbology_prefix_alone_is_refused_with_a_message(text):
+    """Found by the fuzz test on a fresh clone: read_wristband("]A0") returned ''."""
+    with pytest.raises(BarcodeError, match="Nothing was scanned"):
+        read_wristband(text)

@@ -320,3 +320,12 @@ def test_val4_a_new_user_page_and_the_admin_need_the_token_too():
     from django.contrib.auth import get_user_model
 
     assert not get_user_model().objects.filter(username="intruder").exists()
+
+
+@pytest.mark.django_db
+def test_val1_a_username_too_long_for_the_lockout_table_is_a_plain_refusal(client):
+    """Found by the fuzz test on a fresh clone: a 1,000-character username
+    reached authenticate() and django-axes' 255-character column: a 500."""
+    response = client.post(reverse("login"), {"username": "0" * 1000, "password": "0"})
+    assert response.status_code == 200
+    assert "Please enter a correct username and password." in response.content.decode()
